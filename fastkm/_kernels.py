@@ -1,0 +1,482 @@
+"""Numba kernels: the hot loops of fastkm.
+
+Every kernel takes arrays and scalars only (no objects, no random generator) and is
+compiled once, on first use, then cached on disk (``cache=True``).  Randomness is drawn
+by the caller in NumPy and passed in as uniform numbers.
+
+Parallel reductions never accumulate into shared arrays from a ``prange``: each block of
+data (blocks sized by data, never by thread count) writes its own row of partial
+results, and the rows are merged serially in block order.  Results are therefore
+bit-identical for any number of threads.
+
+Each kernel has a plain-NumPy reference in ``tests/reference.py``.
+"""
+
+import os
+
+import numpy as np
+from numba import njit, prange
+
+# Pixels per tile of the assignment loop: a tile's float32 columns, distances and labels
+# stay in L1 while every centre streams over them.
+ASSIGN_TILE = 256
+# Tiles handled by one parallel task (one scratch allocation per task).
+ASSIGN_TILES_PER_TASK = 64
+# Points per block of partial sums; fixed, so the summation order never depends on threads.
+SUM_BLOCK = 32768
+# Points per block of the k-means++ potential (prefix sums for the weighted draw).
+SEED_BLOCK = 16384
+# Pixels per block of the histogram and remap passes.
+PIXEL_BLOCK = 65536
+# Histogram buckets (of 256) counted by one parallel task with one table.
+BUCKETS_PER_TASK = 16
+
+
+@njit(cache=True, fastmath={"contract"})
+def _nearest_in_tile_rgb(x0, x1, x2, expanded, best_dist, best_label):
+    """Tile update for 3 channels: best_dist/best_label over all centres.
+
+    expanded (k, 4) float32 holds (-2 c0, -2 c1, -2 c2, |c|^2), so the distance minus the
+    pixel's own |x|^2 is |c|^2 - 2 x.c: three fused multiply-adds per pixel and centre.
+    Two centres share each pass over the tile to halve its loads and stores.  For
+    integer-valued centres every intermediate is an integer below 2^24, hence exact.
+    """
+    n_centres = expanded.shape[0]
+    tile = x0.shape[0]
+    c = 0
+    while c + 1 < n_centres:
+        a0 = expanded[c, 0]
+        a1 = expanded[c, 1]
+        a2 = expanded[c, 2]
+        an = expanded[c, 3]
+        b0 = expanded[c + 1, 0]
+        b1 = expanded[c + 1, 1]
+        b2 = expanded[c + 1, 2]
+        bn = expanded[c + 1, 3]
+        second = c + 1
+        for i in range(tile):
+            p0 = x0[i]
+            p1 = x1[i]
+            p2 = x2[i]
+            d_first = an + p0 * a0 + p1 * a1 + p2 * a2
+            d_second = bn + p0 * b0 + p1 * b1 + p2 * b2
+            best = best_dist[i]
+            label = best_label[i]
+            label = c if d_first < best else label
+            best = min(d_first, best)
+            label = second if d_second < best else label
+            best_dist[i] = min(d_second, best)
+            best_label[i] = label
+        c += 2
+    if c < n_centres:
+        a0 = expanded[c, 0]
+        a1 = expanded[c, 1]
+        a2 = expanded[c, 2]
+        an = expanded[c, 3]
+        for i in range(tile):
+            d_first = an + x0[i] * a0 + x1[i] * a1 + x2[i] * a2
+            best = best_dist[i]
+            label = best_label[i]
+            best_label[i] = c if d_first < best else label
+            best_dist[i] = min(d_first, best)
+
+
+@njit(cache=True)
+def _nearest_in_tile_any(columns, centres, dist, best_dist, best_label):
+    """Tile update for any channel count (difference form, channel by channel)."""
+    n_channels, tile = columns.shape
+    for c in range(centres.shape[0]):
+        for i in range(tile):
+            dist[i] = np.float32(0.0)
+        for j in range(n_channels):
+            cj = centres[c, j]
+            for i in range(tile):
+                t = columns[j, i] - cj
+                dist[i] += t * t
+        for i in range(tile):
+            best = best_dist[i]
+            label = best_label[i]
+            best_label[i] = c if dist[i] < best else label
+            best_dist[i] = min(dist[i], best)
+
+
+@njit(cache=True, parallel=True)
+def assign_labels(points, centres, labels, min_dist):
+    """Nearest centre of every point.
+
+    points   IN  (n, d) uint8
+    centres  IN  (k, d) float32
+    labels   OUT (n,) any integer dtype: index of the nearest centre (lowest index on ties)
+    min_dist OUT (n,) float32: squared distance to that centre
+
+    Exact (labels and distances) when the centres are integer-valued, as a uint8 palette
+    is; otherwise distances carry float32 rounding and near-ties may go either way.
+
+    Points are processed in tiles of ASSIGN_TILE held as float32 columns; the loop over
+    centres is outside and the loop over the tile's pixels inside, so the compiler turns
+    the inner loop into SIMD fused multiply-adds, compares and selects.
+    """
+    n_points, n_channels = points.shape
+    n_centres = centres.shape[0]
+    expanded = np.empty((n_centres, 4), dtype=np.float32)
+    if n_channels == 3:
+        for c in range(n_centres):
+            norm = np.float32(0.0)
+            for j in range(3):
+                expanded[c, j] = np.float32(-2.0) * centres[c, j]
+                norm += centres[c, j] * centres[c, j]
+            expanded[c, 3] = norm
+    task_size = ASSIGN_TILE * ASSIGN_TILES_PER_TASK
+    n_tasks = (n_points + task_size - 1) // task_size
+    for task in prange(n_tasks):
+        # Tiles are always full length (padded with zeros) so the inner loops have a
+        # constant trip count; only the first m entries are written back.
+        columns = np.zeros((n_channels, ASSIGN_TILE), dtype=np.float32)
+        best_dist = np.empty(ASSIGN_TILE, dtype=np.float32)
+        best_label = np.empty(ASSIGN_TILE, dtype=np.int32)
+        dist = np.empty(ASSIGN_TILE, dtype=np.float32)
+        own_norm = np.empty(ASSIGN_TILE, dtype=np.float32)
+        task_end = min((task + 1) * task_size, n_points)
+        for start in range(task * task_size, task_end, ASSIGN_TILE):
+            m = min(ASSIGN_TILE, task_end - start)
+            for i in range(m):
+                for j in range(n_channels):
+                    columns[j, i] = np.float32(points[start + i, j])
+            best_dist[:] = np.inf
+            best_label[:] = 0
+            if n_channels == 3:
+                _nearest_in_tile_rgb(columns[0], columns[1], columns[2], expanded, best_dist, best_label)
+                for i in range(m):
+                    own_norm[i] = columns[0, i] * columns[0, i] + columns[1, i] * columns[1, i] + columns[2, i] * columns[2, i]
+                for i in range(m):
+                    labels[start + i] = best_label[i]
+                    # Clamp: rounding can push |c|^2 - 2x.c + |x|^2 a hair below zero.
+                    min_dist[start + i] = max(best_dist[i] + own_norm[i], np.float32(0.0))
+            else:
+                _nearest_in_tile_any(columns, centres, dist, best_dist, best_label)
+                for i in range(m):
+                    labels[start + i] = best_label[i]
+                    min_dist[start + i] = best_dist[i]
+
+
+@njit(cache=True, parallel=True)
+def cluster_sums(points, weights, labels, n_clusters, sums, counts):
+    """Weighted per-cluster sums and total weights.
+
+    points     IN  (n, d) uint8
+    weights    IN  (n,) int64 or float64
+    labels     IN  (n,) integer, values in [0, n_clusters)
+    sums       OUT (n_clusters, d), dtype of weights: sum of weight * point per cluster
+    counts     OUT (n_clusters,), dtype of weights: sum of weight per cluster
+
+    Blocks of SUM_BLOCK points write private partial sums; these are merged serially in
+    block order.  With int64 weights the sums are exact; with float64 weights they are
+    bit-identical for any number of threads.
+    """
+    n_points, n_channels = points.shape
+    n_blocks = max(1, (n_points + SUM_BLOCK - 1) // SUM_BLOCK)
+    partial_sums = np.zeros((n_blocks, n_clusters, n_channels), dtype=sums.dtype)
+    partial_counts = np.zeros((n_blocks, n_clusters), dtype=counts.dtype)
+    for block in prange(n_blocks):
+        block_sums = partial_sums[block]
+        block_counts = partial_counts[block]
+        for i in range(block * SUM_BLOCK, min((block + 1) * SUM_BLOCK, n_points)):
+            label = labels[i]
+            w = weights[i]
+            block_counts[label] += w
+            for j in range(n_channels):
+                block_sums[label, j] += w * points[i, j]
+    sums[:] = 0
+    counts[:] = 0
+    for block in range(n_blocks):
+        for c in range(n_clusters):
+            counts[c] += partial_counts[block, c]
+            for j in range(n_channels):
+                sums[c, j] += partial_sums[block, c, j]
+
+
+@njit(cache=True)
+def _squared_distance_to_point(points, i, centre_index):
+    d = 0.0
+    for j in range(points.shape[1]):
+        t = np.float64(points[i, j]) - np.float64(points[centre_index, j])
+        d += t * t
+    return d
+
+
+@njit(cache=True)
+def _weighted_draw(potential, block_potential, target):
+    """Index i of the first point whose running sum of `potential` exceeds `target`.
+
+    Blocks are skipped by their totals, so a draw costs O(n_blocks + SEED_BLOCK).
+    Points of zero potential are never drawn; if rounding pushes `target` past the
+    total, the last point with positive potential is returned.
+    """
+    n_points = potential.shape[0]
+    n_blocks = block_potential.shape[0]
+    running = 0.0
+    last_positive = -1
+    for block in range(n_blocks):
+        if block_potential[block] > 0.0:
+            if running + block_potential[block] > target:
+                for i in range(block * SEED_BLOCK, min((block + 1) * SEED_BLOCK, n_points)):
+                    if potential[i] > 0.0:
+                        running += potential[i]
+                        last_positive = i
+                        if running > target:
+                            return i
+            else:
+                running += block_potential[block]
+                # Remember the block's last positive point in case target is never reached.
+                for i in range(min((block + 1) * SEED_BLOCK, n_points) - 1, block * SEED_BLOCK - 1, -1):
+                    if potential[i] > 0.0:
+                        last_positive = i
+                        break
+    return last_positive
+
+
+@njit(cache=True, parallel=True)
+def kmeans_plusplus(points, weights, first_uniform, trial_uniforms):
+    """Greedy k-means++ seeding on weighted points; returns the chosen point indices.
+
+    points          IN (n, d) uint8
+    weights         IN (n,) int64 or float64, non-negative, not all zero
+    first_uniform   IN float in [0, 1): draws the first centre with probability ~ weight
+    trial_uniforms  IN (k - 1, n_trials) float64 in [0, 1): for each further centre,
+                    n_trials candidates are drawn with probability ~ weight * D(x)^2 and
+                    the one that lowers the total potential most is kept (scikit-learn
+                    uses n_trials = 2 + int(ln k))
+    returns         (k,) int64 indices into points
+
+    When every point already coincides with a chosen centre (fewer distinct points than
+    k), the potential is zero and further centres repeat the heaviest point.
+    """
+    n_points = points.shape[0]
+    n_centres = trial_uniforms.shape[0] + 1
+    n_trials = trial_uniforms.shape[1]
+    n_blocks = max(1, (n_points + SEED_BLOCK - 1) // SEED_BLOCK)
+    chosen = np.empty(n_centres, dtype=np.int64)
+
+    potential = np.empty(n_points, dtype=np.float64)
+    block_potential = np.empty(n_blocks, dtype=np.float64)
+    for block in prange(n_blocks):
+        total = 0.0
+        for i in range(block * SEED_BLOCK, min((block + 1) * SEED_BLOCK, n_points)):
+            potential[i] = np.float64(weights[i])
+            total += potential[i]
+        block_potential[block] = total
+    total_weight = 0.0
+    for block in range(n_blocks):
+        total_weight += block_potential[block]
+    chosen[0] = _weighted_draw(potential, block_potential, first_uniform * total_weight)
+    heaviest = 0
+    for i in range(n_points):
+        if weights[i] > weights[heaviest]:
+            heaviest = i
+
+    # closest[i]: squared distance from point i to its nearest chosen centre.
+    closest = np.empty(n_points, dtype=np.float64)
+    for block in prange(n_blocks):
+        total = 0.0
+        for i in range(block * SEED_BLOCK, min((block + 1) * SEED_BLOCK, n_points)):
+            closest[i] = _squared_distance_to_point(points, i, chosen[0])
+            potential[i] = weights[i] * closest[i]
+            total += potential[i]
+        block_potential[block] = total
+
+    candidates = np.empty(n_trials, dtype=np.int64)
+    trial_potential = np.empty((n_blocks, n_trials), dtype=np.float64)
+    for c in range(1, n_centres):
+        current = 0.0
+        for block in range(n_blocks):
+            current += block_potential[block]
+        if current <= 0.0:
+            chosen[c] = heaviest
+            continue
+        for t in range(n_trials):
+            candidates[t] = _weighted_draw(potential, block_potential, trial_uniforms[c - 1, t] * current)
+        for block in prange(n_blocks):
+            for t in range(n_trials):
+                total = 0.0
+                for i in range(block * SEED_BLOCK, min((block + 1) * SEED_BLOCK, n_points)):
+                    d = _squared_distance_to_point(points, i, candidates[t])
+                    total += weights[i] * min(closest[i], d)
+                trial_potential[block, t] = total
+        best_trial = 0
+        best_total = np.inf
+        for t in range(n_trials):
+            total = 0.0
+            for block in range(n_blocks):
+                total += trial_potential[block, t]
+            if total < best_total:
+                best_total = total
+                best_trial = t
+        chosen[c] = candidates[best_trial]
+        for block in prange(n_blocks):
+            total = 0.0
+            for i in range(block * SEED_BLOCK, min((block + 1) * SEED_BLOCK, n_points)):
+                d = _squared_distance_to_point(points, i, chosen[c])
+                if d < closest[i]:
+                    closest[i] = d
+                potential[i] = weights[i] * closest[i]
+                total += potential[i]
+            block_potential[block] = total
+    return chosen
+
+
+@njit(cache=True)
+def _pack_key(pixels, i):
+    key = np.uint32(0)
+    for j in range(pixels.shape[1]):
+        key = (key << np.uint32(8)) | np.uint32(pixels[i, j])
+    return key
+
+
+@njit(cache=True, parallel=True)
+def colour_histogram(pixels):
+    """Distinct colours of an image and how many pixels hold each.
+
+    pixels   IN (n, d) uint8 with 1 <= d <= 3
+    returns  colours (u, d) uint8, grouped by channel 0 ascending, in order of first
+             appearance within a group; counts (u,) int64, summing to n
+
+    Colours are packed into keys of 8*d bits.  The top 8 bits pick one of 256 buckets:
+    pixels are scattered into bucket order (block-wise counts and a serial prefix sum, so
+    no two blocks write the same place), then every bucket is counted in its own small
+    table.  Memory beyond the input is 4 bytes per pixel, not a 2^24 table per thread.
+    """
+    n_pixels, n_channels = pixels.shape
+    low_bits = 8 * n_channels - 8
+    low_mask = np.uint32((1 << low_bits) - 1)
+    table_size = 1 << low_bits
+    n_blocks = max(1, (n_pixels + PIXEL_BLOCK - 1) // PIXEL_BLOCK)
+
+    block_bucket_counts = np.zeros((n_blocks, 256), dtype=np.int64)
+    for block in prange(n_blocks):
+        for i in range(block * PIXEL_BLOCK, min((block + 1) * PIXEL_BLOCK, n_pixels)):
+            block_bucket_counts[block, pixels[i, 0]] += 1
+    # offsets[block, bucket]: where this block's pixels of this bucket go.
+    offsets = np.empty((n_blocks, 256), dtype=np.int64)
+    bucket_start = np.empty(257, dtype=np.int64)
+    position = 0
+    for bucket in range(256):
+        bucket_start[bucket] = position
+        for block in range(n_blocks):
+            offsets[block, bucket] = position
+            position += block_bucket_counts[block, bucket]
+    bucket_start[256] = position
+
+    low_keys = np.empty(n_pixels, dtype=np.uint32)
+    for block in prange(n_blocks):
+        cursor = offsets[block].copy()
+        for i in range(block * PIXEL_BLOCK, min((block + 1) * PIXEL_BLOCK, n_pixels)):
+            bucket = pixels[i, 0]
+            low_keys[cursor[bucket]] = _pack_key(pixels, i) & low_mask
+            cursor[bucket] += 1
+
+    # Count each bucket in a small table: groups of buckets share one table per task, and
+    # the table is cleared as its entries are emitted, so it is zeroed only once.  A
+    # bucket's distinct keys (in order of first appearance) are written back over the
+    # front of its own slice of low_keys, their counts into bucket_counts.
+    bucket_counts = np.empty(n_pixels, dtype=np.int64)
+    n_distinct = np.zeros(256, dtype=np.int64)
+    for group in prange(256 // BUCKETS_PER_TASK):
+        table = np.zeros(table_size, dtype=np.uint32)
+        for bucket in range(group * BUCKETS_PER_TASK, (group + 1) * BUCKETS_PER_TASK):
+            start = bucket_start[bucket]
+            stop = bucket_start[bucket + 1]
+            for i in range(start, stop):
+                table[low_keys[i]] += 1
+            u = 0
+            for i in range(start, stop):
+                key = low_keys[i]
+                count = table[key]
+                if count > 0:
+                    table[key] = 0
+                    low_keys[start + u] = key
+                    bucket_counts[start + u] = count
+                    u += 1
+            n_distinct[bucket] = u
+
+    n_colours = 0
+    for bucket in range(256):
+        n_colours += n_distinct[bucket]
+    colours = np.empty((n_colours, n_channels), dtype=np.uint8)
+    counts = np.empty(n_colours, dtype=np.int64)
+    out_start = np.empty(256, dtype=np.int64)
+    position = 0
+    for bucket in range(256):
+        out_start[bucket] = position
+        position += n_distinct[bucket]
+    for bucket in prange(256):
+        start = bucket_start[bucket]
+        for u in range(n_distinct[bucket]):
+            out = out_start[bucket] + u
+            key = (np.uint32(bucket) << np.uint32(low_bits)) | low_keys[start + u]
+            for j in range(n_channels):
+                shift = np.uint32(8 * (n_channels - 1 - j))
+                colours[out, j] = np.uint8((key >> shift) & np.uint32(255))
+            counts[out] = bucket_counts[start + u]
+    return colours, counts
+
+
+@njit(cache=True, parallel=True)
+def remap_through_table(pixels, label_table, labels):
+    """labels[i] = label_table[packed colour of pixels[i]].
+
+    pixels      IN  (n, d) uint8 with 1 <= d <= 3
+    label_table IN  (256**d,) integer: the label of every packed colour
+    labels      OUT (n,) integer
+    """
+    n_pixels = pixels.shape[0]
+    n_blocks = max(1, (n_pixels + PIXEL_BLOCK - 1) // PIXEL_BLOCK)
+    for block in prange(n_blocks):
+        for i in range(block * PIXEL_BLOCK, min((block + 1) * PIXEL_BLOCK, n_pixels)):
+            labels[i] = label_table[_pack_key(pixels, i)]
+
+
+@njit(cache=True, parallel=True)
+def squared_error(points, weights, palette, labels):
+    """Total weighted squared error sum_i w_i * ||points[i] - palette[labels[i]]||^2.
+
+    points  IN (n, d) uint8; weights IN (n,) int64; palette IN (k, d) uint8;
+    labels  IN (n,) integer.  Exact (integer arithmetic), returns int64.
+    """
+    n_points, n_channels = points.shape
+    n_blocks = max(1, (n_points + SUM_BLOCK - 1) // SUM_BLOCK)
+    partial = np.zeros(n_blocks, dtype=np.int64)
+    for block in prange(n_blocks):
+        total = 0
+        for i in range(block * SUM_BLOCK, min((block + 1) * SUM_BLOCK, n_points)):
+            d = 0
+            for j in range(n_channels):
+                t = np.int64(points[i, j]) - np.int64(palette[labels[i], j])
+                d += t * t
+            total += weights[i] * d
+        partial[block] = total
+    total = 0
+    for block in range(n_blocks):
+        total += partial[block]
+    return total
+
+
+PUBLIC_KERNELS = (
+    assign_labels,
+    cluster_sums,
+    kmeans_plusplus,
+    colour_histogram,
+    remap_through_table,
+    squared_error,
+)
+
+
+def kernels_cached():
+    """True when every public kernel has an entry in numba's on-disk cache.
+
+    Used only to tell the user that the first run compiles; a wrong answer costs a
+    message, never a result.
+    """
+    try:
+        return all(os.path.exists(kernel._cache._cache_file._index_path) for kernel in PUBLIC_KERNELS)
+    except AttributeError:  # numba internals moved: assume cached, say nothing
+        return True

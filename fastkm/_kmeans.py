@@ -1,0 +1,201 @@
+"""Algorithm drivers: k-means++ seeding, Lloyd iterations, the palette fit and remap.
+
+The drivers own the loops, the convergence tests and the random numbers; every pass
+over the data is one call of a kernel in ``_kernels``.  Validation is assumed done by
+the caller (the public API).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _kernels
+
+# Channels up to which colours are packed into integer keys (256**3 table entries).
+MAX_PACKED_CHANNELS = 3
+
+
+def distinct_colours(pixels):
+    """Distinct rows of ``pixels`` (n, d) uint8 and their counts (u,) int64."""
+    if pixels.shape[1] <= MAX_PACKED_CHANNELS:
+        return _kernels.colour_histogram(pixels)
+    colours, counts = np.unique(pixels, axis=0, return_counts=True)
+    return np.ascontiguousarray(colours), counts.astype(np.int64)
+
+
+def label_table(colours, labels):
+    """A lookup table from packed colour to label, for ``remap_through_table``.
+
+    colours (u, d) uint8 with d <= 3; labels (u,) integer.  Returns (256**d,) of the
+    labels' dtype; entries for colours not listed are 0.
+    """
+    n_channels = colours.shape[1]
+    keys = np.zeros(colours.shape[0], dtype=np.int64)
+    for j in range(n_channels):
+        keys = (keys << 8) | colours[:, j]
+    table = np.zeros(256**n_channels, dtype=labels.dtype)
+    table[keys] = labels
+    return table
+
+
+def seed_centres(points, weights, n_clusters, rng):
+    """k-means++ centres (n_clusters, d) float64 drawn from weighted points."""
+    n_trials = 2 + int(np.log(n_clusters))
+    first_uniform = rng.random()
+    trial_uniforms = rng.random((n_clusters - 1, n_trials))
+    chosen = _kernels.kmeans_plusplus(points, weights, first_uniform, trial_uniforms)
+    return points[chosen].astype(np.float64)
+
+
+def tolerance(points, weights, tol):
+    """Absolute centre-shift tolerance: tol times the mean per-channel weighted variance."""
+    w = weights.astype(np.float64)
+    total = w.sum()
+    x = points.astype(np.float64)
+    mean = (w @ x) / total
+    variance = (w @ (x * x)) / total - mean * mean
+    return float(tol * np.mean(np.maximum(variance, 0.0)))
+
+
+@dataclass
+class LloydResult:
+    centres: np.ndarray  # (k, d) float64
+    labels: np.ndarray  # (n,) int32, nearest centre of each point
+    min_dist: np.ndarray  # (n,) float32, squared distance to it
+    inertia: float  # sum of weight * min_dist
+    n_iter: int
+
+
+def _relocate_empty(points, weights, labels, min_dist, sums, counts):
+    """Move each empty cluster onto one of the worst-fitted points (in place).
+
+    Each relocated point leaves its old cluster's sums, as in scikit-learn.  Points that
+    already sit on a centre (distance 0) are never used: with fewer distinct points than
+    clusters, the surplus clusters stay empty and keep their previous centre.
+    """
+    empty = np.flatnonzero(counts == 0)
+    if empty.size == 0:
+        return
+    # Stable sort on the negated distance: deterministic choice among equal distances.
+    worst = np.argsort(-min_dist, kind="stable")[: empty.size]
+    for cluster, point in zip(empty, worst):
+        if min_dist[point] <= 0.0:
+            break
+        old = labels[point]
+        if counts[old] <= weights[point]:
+            continue
+        sums[old] -= weights[point] * points[point]
+        counts[old] -= weights[point]
+        sums[cluster] = weights[point] * points[point]
+        counts[cluster] = weights[point]
+
+
+def lloyd(points, weights, centres, *, max_iter, tol_abs):
+    """Lloyd iterations on weighted points from the given centres.
+
+    points (n, d) uint8; weights (n,) int64 (exact sums) or float64; centres (k, d)
+    float64.  Stops when the labels no longer change, when the summed squared centre
+    shift is at most ``tol_abs``, or after ``max_iter`` iterations; a final assignment
+    makes the labels match the returned centres.
+    """
+    n_points, n_channels = points.shape
+    n_clusters = centres.shape[0]
+    centres = centres.astype(np.float64, copy=True)
+    labels = np.full(n_points, -1, dtype=np.int32)
+    new_labels = np.empty(n_points, dtype=np.int32)
+    min_dist = np.empty(n_points, dtype=np.float32)
+    sums = np.empty((n_clusters, n_channels), dtype=weights.dtype)
+    counts = np.empty(n_clusters, dtype=weights.dtype)
+    n_iter = 0
+    labels_stable = False
+    for n_iter in range(1, max_iter + 1):
+        _kernels.assign_labels(points, centres.astype(np.float32), new_labels, min_dist)
+        if np.array_equal(new_labels, labels):
+            labels_stable = True
+            break
+        labels, new_labels = new_labels, labels
+        _kernels.cluster_sums(points, weights, labels, n_clusters, sums, counts)
+        _relocate_empty(points, weights, labels, min_dist, sums, counts)
+        filled = counts > 0
+        new_centres = centres.copy()
+        new_centres[filled] = sums[filled] / counts[filled, None]
+        shift = float(((new_centres - centres) ** 2).sum())
+        centres = new_centres
+        if shift <= tol_abs:
+            break
+    if not labels_stable:
+        _kernels.assign_labels(points, centres.astype(np.float32), labels, min_dist)
+    inertia = float(weights.astype(np.float64) @ min_dist.astype(np.float64))
+    return LloydResult(centres, labels, min_dist, inertia, n_iter)
+
+
+def round_palette(centres):
+    """Centres (k, d) float64 rounded to a uint8 palette."""
+    return np.clip(np.rint(centres), 0, 255).astype(np.uint8)
+
+
+@dataclass
+class PaletteFit:
+    palette: np.ndarray  # (m, d) uint8, m = min(n_colors, n_distinct)
+    colour_labels: np.ndarray  # (u,) label of each distinct colour in the palette
+    colours: np.ndarray  # (u, d) uint8 distinct colours of the image
+    counts: np.ndarray  # (u,) int64 pixels per distinct colour
+    squared_error: int  # exact sum over pixels of the squared error of the result
+    n_iter: int  # Lloyd iterations (sample stage + full stage)
+
+
+def fit_palette(pixels, n_colors, rng, *, sample_size, max_iter, tol):
+    """Fit a palette of n_colors to pixels (n, d) uint8 and label every distinct colour.
+
+    1. Histogram of distinct colours: k-means on the colours weighted by their pixel
+       counts has exactly the objective of k-means on all pixels, at a fraction of the
+       points.
+    2. When the image has more pixels than ``sample_size``, k-means++ and Lloyd run first
+       on the histogram of a uniform random sample of that many pixels (mini-batch).
+    3. Lloyd then refines on the full histogram until converged (or ``max_iter``), so the
+       result has the quality of exact k-means on every pixel.
+    4. Centres are rounded to uint8, and every distinct colour gets its nearest palette
+       entry (exact integer distances, lowest index on ties).
+    """
+    colours, counts = distinct_colours(pixels)
+    n_distinct = colours.shape[0]
+    if n_distinct <= n_colors:
+        # The image itself is the best palette: zero error.
+        colour_labels = np.arange(n_distinct, dtype=np.int32)
+        return PaletteFit(colours.copy(), colour_labels, colours, counts, 0, 0)
+
+    n_pixels = pixels.shape[0]
+    tol_abs = tolerance(colours, counts, tol)
+    n_iter = 0
+    if sample_size is not None and n_pixels > sample_size:
+        sample = pixels[rng.integers(0, n_pixels, size=sample_size)]
+        sample_colours, sample_counts = distinct_colours(sample)
+        if sample_colours.shape[0] > n_colors:
+            centres = seed_centres(sample_colours, sample_counts, n_colors, rng)
+            fitted = lloyd(sample_colours, sample_counts, centres, max_iter=max_iter, tol_abs=tol_abs)
+            centres, n_iter = fitted.centres, fitted.n_iter
+        else:
+            centres = seed_centres(colours, counts, n_colors, rng)
+    else:
+        centres = seed_centres(colours, counts, n_colors, rng)
+    fitted = lloyd(colours, counts, centres, max_iter=max_iter, tol_abs=tol_abs)
+    n_iter += fitted.n_iter
+
+    palette = round_palette(fitted.centres)
+    colour_labels = np.empty(n_distinct, dtype=np.int32)
+    min_dist = np.empty(n_distinct, dtype=np.float32)
+    _kernels.assign_labels(colours, palette.astype(np.float32), colour_labels, min_dist)
+    error = int(_kernels.squared_error(colours, counts, palette, colour_labels))
+    return PaletteFit(palette, colour_labels, colours, counts, error, n_iter)
+
+
+def remap(pixels, fit, labels_dtype):
+    """Label of every pixel (n,) in ``labels_dtype``, through the fitted colour labels."""
+    labels = np.empty(pixels.shape[0], dtype=labels_dtype)
+    if pixels.shape[1] <= MAX_PACKED_CHANNELS:
+        table = label_table(fit.colours, fit.colour_labels.astype(labels_dtype))
+        _kernels.remap_through_table(pixels, table, labels)
+    else:
+        min_dist = np.empty(pixels.shape[0], dtype=np.float32)
+        _kernels.assign_labels(pixels, fit.palette.astype(np.float32), labels, min_dist)
+    return labels

@@ -1,0 +1,185 @@
+"""Image files in and out: decoding to uint8 arrays, indexed output, atomic writes.
+
+Reading goes through imageio (Pillow underneath).  Writing produces indexed (palette)
+files where the format has them, and every file is written to a temporary name in the
+target folder and renamed into place, so an interrupted write never leaves a partial
+file behind.  This module imports nothing else of fastkm.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+from PIL import Image
+
+# Formats written as palette images (PNG: colour type 3, with the smallest bit depth).
+INDEXED_SUFFIXES = {".png": "PNG", ".gif": "GIF", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+# Formats written as full-colour images rebuilt from the palette.
+RGB_SUFFIXES = {".webp": "WEBP", ".jpg": "JPEG", ".jpeg": "JPEG"}
+MAX_INDEXED_COLORS = 256
+# Pillow modes read as they are, converted to RGB, or to grey.
+_GREY_MODES = {"1", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+_ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
+
+
+class ImageReadError(ValueError):
+    """An input file could not be read as an image; the message says why."""
+
+
+class ImageWriteError(OSError):
+    """An output file could not be written; the message says why."""
+
+
+def _to_uint8(array, path):
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8) * np.uint8(255)
+    if array.dtype in (np.uint16, np.int32, np.uint32) and array.size and array.max() <= 65535:
+        # 16-bit samples: the nearest 8-bit value, 65535 -> 255.
+        wide = array.astype(np.uint32)
+        return ((wide * 255 + 32767) // 65535).astype(np.uint8)
+    raise ImageReadError(f"{path}: pixel type {array.dtype} is not supported; save it as 8- or 16-bit")
+
+
+def read_image(path):
+    """Read an image file as (H, W, 3) RGB or (H, W) grey uint8.
+
+    The first frame of a multi-frame file is used; the EXIF orientation is applied;
+    palette, CMYK and other colour modes become RGB; 16-bit samples are rounded to 8 bits.
+    Raises ImageReadError with a one-line reason when the file is missing or not an
+    image this function can decode.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ImageReadError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImageReadError(f"{path}: is a folder, expected an image file")
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"{path}: file is empty")
+    try:
+        with iio.imopen(path, "r", plugin="pillow") as file:
+            mode = file.metadata(index=0, exclude_applied=False).get("mode")
+            if mode in _ALPHA_MODES or (mode == "P" and "transparency" in file.metadata(index=0)):
+                convert = "RGBA" if mode not in ("LA", "La") else "LA"
+            elif mode in _GREY_MODES or mode == "RGB":
+                convert = None
+            else:
+                convert = "RGB"
+            array = file.read(index=0, mode=convert, rotate=True)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ImageReadError(f"{path}: cannot decode as an image ({reason})") from None
+    array = _to_uint8(np.asarray(array), path)
+    if array.ndim == 3 and array.shape[2] in (2, 4):
+        if np.all(array[..., -1] == 255):
+            array = array[..., :-1]
+        else:
+            raise ImageReadError(
+                f"{path}: has transparent pixels, which fastkm does not quantize yet; "
+                "flatten it onto a background first"
+            )
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
+        raise ImageReadError(f"{path}: unexpected image shape {array.shape}")
+    return np.ascontiguousarray(array)
+
+
+def output_kind(path):
+    """'indexed' or 'rgb' for a supported output suffix; raises ImageWriteError otherwise."""
+    suffix = Path(path).suffix.lower()
+    if suffix in INDEXED_SUFFIXES:
+        return "indexed"
+    if suffix in RGB_SUFFIXES:
+        return "rgb"
+    known = ", ".join(sorted(INDEXED_SUFFIXES) + sorted(RGB_SUFFIXES))
+    raise ImageWriteError(f"{path}: unknown output format {suffix or '(no suffix)'}; use one of {known}")
+
+
+def _atomic_save(path, save):
+    """Call save(temporary_path) in the target folder, then rename onto ``path``."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+        os.close(handle)
+    except OSError as error:
+        raise ImageWriteError(f"{path}: cannot write to folder {folder} ({error.strerror or error})") from None
+    try:
+        save(temporary)
+        with open(temporary, "rb+") as file:
+            os.fsync(file.fileno())
+        # mkstemp creates the file private (0600); give it the usual umask-based mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, path)
+    except BaseException as error:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        if isinstance(error, (OSError, ValueError)):
+            raise ImageWriteError(f"{path}: cannot write ({error})") from None
+        raise
+
+
+def _palette_image(palette, labels):
+    """A Pillow 'P' image from palette (m, C) uint8 and labels (H, W) uint8."""
+    height, width = labels.shape
+    image = Image.frombytes("P", (width, height), np.ascontiguousarray(labels, dtype=np.uint8).tobytes())
+    rgb = palette if palette.shape[1] == 3 else np.repeat(palette[:, :1], 3, axis=1)
+    image.putpalette(np.ascontiguousarray(rgb, dtype=np.uint8).tobytes(), rawmode="RGB")
+    return image
+
+
+def png_bits(n_colors):
+    """Smallest PNG palette bit depth (1, 2, 4 or 8) that indexes n_colors."""
+    for bits in (1, 2, 4):
+        if n_colors <= 1 << bits:
+            return bits
+    return 8
+
+
+def write_quantized(path, palette, labels, *, optimize=False):
+    """Write a quantized image: palette (m, C) uint8 with C in (1, 3), labels (H, W).
+
+    Indexed formats (PNG, GIF, BMP, TIFF) store the palette and one index per pixel
+    (PNG at 1, 2, 4 or 8 bits per pixel); WebP (lossless) and JPEG store palette[labels].
+    ``optimize`` spends more time on PNG compression for a smaller file.
+    """
+    kind = output_kind(path)
+    suffix = Path(path).suffix.lower()
+    if kind == "indexed":
+        if palette.shape[0] > MAX_INDEXED_COLORS:
+            raise ImageWriteError(
+                f"{path}: {palette.shape[0]} colours do not fit an indexed {suffix} file "
+                f"(at most {MAX_INDEXED_COLORS}); use fewer colours or a .webp output"
+            )
+        image = _palette_image(palette, labels)
+        file_format = INDEXED_SUFFIXES[suffix]
+        options = {}
+        if file_format == "PNG":
+            options = {"bits": png_bits(palette.shape[0]), "optimize": optimize}
+            if not optimize:
+                options["compress_level"] = 6
+        _atomic_save(path, lambda temporary: image.save(temporary, format=file_format, **options))
+    else:
+        quantized = palette[labels]
+        if quantized.shape[2] == 1:
+            quantized = quantized[:, :, 0]
+        file_format = RGB_SUFFIXES[suffix]
+        options = {"lossless": True} if file_format == "WEBP" else {"quality": 95}
+        _atomic_save(
+            path, lambda temporary: iio.imwrite(temporary, quantized, extension=suffix, plugin="pillow", **options)
+        )
+
+
+def write_image(path, image):
+    """Write an (H, W) or (H, W, 3) uint8 image atomically; the format follows the suffix."""
+    suffix = Path(path).suffix.lower()
+    _atomic_save(path, lambda temporary: iio.imwrite(temporary, image, extension=suffix, plugin="pillow"))

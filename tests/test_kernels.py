@@ -1,0 +1,181 @@
+"""Every kernel against its plain-NumPy reference in tests/reference.py."""
+
+import numba
+import numpy as np
+import pytest
+
+from fastkm import _kernels
+
+from . import reference
+
+
+def random_points(rng, n_points, n_channels, n_values=256):
+    return rng.integers(0, n_values, size=(n_points, n_channels), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("n_channels", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("n_centres", [1, 2, 7, 16, 33])
+def test_assign_labels_integer_centres_match_reference_exactly(n_channels, n_centres):
+    rng = np.random.default_rng(n_channels * 100 + n_centres)
+    # Few distinct values: many exact ties, which must go to the lowest index.
+    points = random_points(rng, 20000 + 37, n_channels, n_values=6) * np.uint8(40)
+    centres = random_points(rng, n_centres, n_channels, n_values=6) * np.uint8(40)
+    labels = np.empty(len(points), dtype=np.int32)
+    min_dist = np.empty(len(points), dtype=np.float32)
+    _kernels.assign_labels(points, centres.astype(np.float32), labels, min_dist)
+    expected_labels, expected_dist = reference.assign_labels(points, centres)
+    np.testing.assert_array_equal(labels, expected_labels)
+    np.testing.assert_array_equal(min_dist, expected_dist)
+
+
+@pytest.mark.parametrize("n_channels", [1, 3, 4])
+def test_assign_labels_float_centres_pick_a_nearest_centre(n_channels):
+    rng = np.random.default_rng(7)
+    points = random_points(rng, 30000, n_channels)
+    centres = rng.uniform(0, 255, size=(64, n_channels)).astype(np.float32)
+    labels = np.empty(len(points), dtype=np.int32)
+    min_dist = np.empty(len(points), dtype=np.float32)
+    _kernels.assign_labels(points, centres, labels, min_dist)
+    expected_labels, expected_dist = reference.assign_labels(points, centres)
+    # float32 rounding may break a near-tie the other way, never by more than rounding.
+    chosen_dist = ((points.astype(np.float64) - centres[labels].astype(np.float64)) ** 2).sum(1)
+    np.testing.assert_allclose(chosen_dist, expected_dist, atol=0.1)
+    np.testing.assert_allclose(min_dist, expected_dist, atol=0.1)
+    assert np.mean(labels == expected_labels) > 0.999
+
+
+@pytest.mark.parametrize("labels_dtype", [np.uint8, np.uint16, np.int32, np.int64])
+def test_assign_labels_writes_any_integer_dtype(labels_dtype):
+    rng = np.random.default_rng(3)
+    points = random_points(rng, 1000, 3)
+    palette = random_points(rng, 200, 3)
+    labels = np.empty(len(points), dtype=labels_dtype)
+    _kernels.assign_labels(points, palette.astype(np.float32), labels, np.empty(len(points), np.float32))
+    np.testing.assert_array_equal(labels, reference.assign_labels(points, palette)[0])
+
+
+@pytest.mark.parametrize("weights_dtype", [np.int64, np.float64])
+@pytest.mark.parametrize("n_points", [1, 1000, 3 * _kernels.SUM_BLOCK + 5])
+def test_cluster_sums_match_reference(weights_dtype, n_points):
+    rng = np.random.default_rng(n_points)
+    n_clusters = 9
+    points = random_points(rng, n_points, 3)
+    labels = rng.integers(0, n_clusters, size=n_points).astype(np.int32)
+    if weights_dtype is np.int64:
+        weights = rng.integers(0, 1000, size=n_points).astype(np.int64)
+    else:
+        weights = rng.uniform(0, 2, size=n_points)
+    sums = np.empty((n_clusters, 3), dtype=weights_dtype)
+    counts = np.empty(n_clusters, dtype=weights_dtype)
+    _kernels.cluster_sums(points, weights, labels, n_clusters, sums, counts)
+    expected_sums, expected_counts = reference.cluster_sums(points, weights, labels, n_clusters)
+    if weights_dtype is np.int64:
+        np.testing.assert_array_equal(sums, expected_sums)  # exact
+        np.testing.assert_array_equal(counts, expected_counts)
+    else:
+        np.testing.assert_allclose(sums, expected_sums, rtol=1e-12)
+        np.testing.assert_allclose(counts, expected_counts, rtol=1e-12)
+
+
+@pytest.mark.parametrize("n_points,n_centres", [(50, 5), (5000, 16), (2 * _kernels.SEED_BLOCK + 3, 12)])
+def test_kmeans_plusplus_matches_reference(n_points, n_centres):
+    rng = np.random.default_rng(n_centres)
+    points = random_points(rng, n_points, 3)
+    weights = rng.integers(1, 50, size=n_points).astype(np.int64)
+    n_trials = 2 + int(np.log(n_centres))
+    first, trials = rng.random(), rng.random((n_centres - 1, n_trials))
+    chosen = _kernels.kmeans_plusplus(points, weights, first, trials)
+    np.testing.assert_array_equal(chosen, reference.kmeans_plusplus(points, weights, first, trials))
+
+
+def test_kmeans_plusplus_with_fewer_distinct_points_than_centres():
+    points = np.array([[0, 0, 0], [255, 255, 255], [0, 0, 0]], dtype=np.uint8)
+    weights = np.array([1, 1, 5], dtype=np.int64)
+    rng = np.random.default_rng(0)
+    first, trials = rng.random(), rng.random((4, 3))
+    chosen = _kernels.kmeans_plusplus(points, weights, first, trials)
+    np.testing.assert_array_equal(chosen, reference.kmeans_plusplus(points, weights, first, trials))
+    # Both distinct colours are found; the rest repeat the heaviest point.
+    assert {tuple(points[i]) for i in chosen} == {(0, 0, 0), (255, 255, 255)}
+
+
+def test_kmeans_plusplus_never_draws_zero_weight_points():
+    rng = np.random.default_rng(1)
+    points = random_points(rng, 3000, 3)
+    weights = np.zeros(3000, dtype=np.int64)
+    weights[::7] = 3
+    for seed in range(20):
+        draws = np.random.default_rng(seed)
+        chosen = _kernels.kmeans_plusplus(points, weights, draws.random(), draws.random((9, 4)))
+        assert np.all(weights[chosen] > 0)
+
+
+@pytest.mark.parametrize("n_channels", [1, 2, 3])
+@pytest.mark.parametrize("n_values", [2, 17, 256])
+def test_colour_histogram_matches_reference(n_channels, n_values):
+    rng = np.random.default_rng(n_channels * 1000 + n_values)
+    pixels = random_points(rng, 3 * _kernels.PIXEL_BLOCK + 11, n_channels, n_values)
+    colours, counts = _kernels.colour_histogram(pixels)
+    expected_colours, expected_counts = reference.colour_histogram(pixels)
+    colours, counts = reference.sort_colours(colours, counts)
+    np.testing.assert_array_equal(colours, expected_colours)
+    np.testing.assert_array_equal(counts, expected_counts)
+
+
+def test_colour_histogram_of_one_pixel():
+    colours, counts = _kernels.colour_histogram(np.array([[1, 2, 3]], dtype=np.uint8))
+    np.testing.assert_array_equal(colours, [[1, 2, 3]])
+    np.testing.assert_array_equal(counts, [1])
+
+
+@pytest.mark.parametrize("n_channels", [1, 3])
+def test_remap_through_table_looks_up_packed_colours(n_channels):
+    rng = np.random.default_rng(5)
+    pixels = random_points(rng, 100000, n_channels)
+    table = rng.integers(0, 256, size=256**n_channels).astype(np.uint8)
+    labels = np.empty(len(pixels), dtype=np.uint8)
+    _kernels.remap_through_table(pixels, table, labels)
+    keys = np.zeros(len(pixels), dtype=np.int64)
+    for j in range(n_channels):
+        keys = keys * 256 + pixels[:, j]
+    np.testing.assert_array_equal(labels, table[keys])
+
+
+def test_squared_error_matches_reference():
+    rng = np.random.default_rng(11)
+    points = random_points(rng, 100000, 3)
+    weights = rng.integers(1, 1000, size=len(points)).astype(np.int64)
+    palette = random_points(rng, 40, 3)
+    labels = rng.integers(0, 40, size=len(points)).astype(np.int32)
+    assert _kernels.squared_error(points, weights, palette, labels) == reference.squared_error(
+        points, weights, palette, labels
+    )
+
+
+def _run_all_kernels(seed):
+    rng = np.random.default_rng(seed)
+    pixels = random_points(rng, 4 * _kernels.PIXEL_BLOCK + 3, 3, n_values=64) * np.uint8(4)
+    colours, counts = _kernels.colour_histogram(pixels)
+    chosen = _kernels.kmeans_plusplus(colours, counts, rng.random(), rng.random((15, 4)))
+    centres = colours[chosen].astype(np.float32) + np.float32(0.37)
+    labels = np.empty(len(colours), np.int32)
+    min_dist = np.empty(len(colours), np.float32)
+    _kernels.assign_labels(colours, centres, labels, min_dist)
+    sums = np.empty((16, 3), np.float64)
+    weights = counts.astype(np.float64) * 0.1
+    totals = np.empty(16, np.float64)
+    _kernels.cluster_sums(colours, weights, labels, 16, sums, totals)
+    return colours, counts, chosen, labels, min_dist, sums, totals
+
+
+def test_kernels_give_identical_results_for_1_and_2_threads():
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = _run_all_kernels(42)
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        two = _run_all_kernels(42)
+    finally:
+        numba.set_num_threads(before)
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)  # bit-identical, float sums included
