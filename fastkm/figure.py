@@ -12,7 +12,9 @@ def _panel(array, max_side):
     scale = min(1.0, max_side / max(image.size))
     if scale < 1.0:
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-        image = image.resize(size, Image.Resampling.LANCZOS)
+        # Nearest neighbour: the shrunken quantized panel keeps exactly its palette,
+        # and the original is shrunk the same way so only the colours differ.
+        image = image.resize(size, Image.Resampling.NEAREST)
     return image
 
 
@@ -21,7 +23,7 @@ def side_by_side(original, quantized, captions, *, max_side=1024, gap=16):
 
     original, quantized  (H, W, 3) or (H, W) uint8, the same shape
     captions             two strings, drawn under the images
-    max_side             each panel is shrunk (Lanczos) so its longer side is at most this
+    max_side             each panel is shrunk (nearest neighbour) so its longer side is at most this
     """
     panels = [_panel(original, max_side), _panel(quantized, max_side)]
     font_size = max(14, panels[0].height // 28)

@@ -137,14 +137,6 @@ def _palette_image(palette, labels):
     return image
 
 
-def png_bits(n_colors):
-    """Smallest PNG palette bit depth (1, 2, 4 or 8) that indexes n_colors."""
-    for bits in (1, 2, 4):
-        if n_colors <= 1 << bits:
-            return bits
-    return 8
-
-
 def write_quantized(path, palette, labels, *, optimize=False):
     """Write a quantized image: palette (m, C) uint8 with C in (1, 3), labels (H, W).
 
@@ -164,9 +156,8 @@ def write_quantized(path, palette, labels, *, optimize=False):
         file_format = INDEXED_SUFFIXES[suffix]
         options = {}
         if file_format == "PNG":
-            options = {"bits": png_bits(palette.shape[0]), "optimize": optimize}
-            if not optimize:
-                options["compress_level"] = 6
+            # Pillow picks the bit depth (1, 2, 4 or 8) from the palette length.
+            options = {"optimize": True} if optimize else {"compress_level": 6}
         _atomic_save(path, lambda temporary: image.save(temporary, format=file_format, **options))
     else:
         quantized = palette[labels]

@@ -1,0 +1,210 @@
+"""Contracts of the public API: fastkm.quantize and fastkm.KMeans."""
+
+import numba
+import numpy as np
+import pytest
+
+import fastkm
+
+from . import reference
+
+
+@pytest.fixture(scope="module")
+def photo(sample_photo):
+    return sample_photo("kodim23.png")
+
+
+def test_quantize_result_contract(photo):
+    result = fastkm.quantize(photo, 16, seed=1)
+    height, width, _ = photo.shape
+    assert result.palette.shape == (16, 3) and result.palette.dtype == np.uint8
+    assert result.labels.shape == (height, width) and result.labels.dtype == np.uint8
+    assert result.image.shape == photo.shape and result.image.dtype == np.uint8
+    np.testing.assert_array_equal(result.image, result.palette[result.labels])
+    expected_mse = np.mean((photo.astype(np.float64) - result.image) ** 2)
+    assert result.mse == pytest.approx(expected_mse, rel=1e-12)
+    assert result.psnr == pytest.approx(10 * np.log10(255**2 / expected_mse), rel=1e-12)
+    assert result.n_colors == 16
+    assert result.n_distinct == len(np.unique(photo.reshape(-1, 3), axis=0))
+
+
+def test_quantize_labels_are_the_nearest_palette_entries(photo):
+    result = fastkm.quantize(photo, 32)
+    expected, _ = reference.assign_labels(photo.reshape(-1, 3), result.palette)
+    np.testing.assert_array_equal(result.labels.ravel(), expected)
+
+
+def test_quantize_is_deterministic_and_seeded(photo):
+    a = fastkm.quantize(photo, 16, seed=3)
+    b = fastkm.quantize(photo, 16, seed=3)
+    np.testing.assert_array_equal(a.palette, b.palette)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    c = fastkm.quantize(photo, 16, seed=4)
+    assert not np.array_equal(a.palette, c.palette)
+
+
+def test_quantize_same_result_for_1_and_2_threads(photo):
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = fastkm.quantize(photo, 24, seed=9)
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        two = fastkm.quantize(photo, 24, seed=9)
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(one.palette, two.palette)
+    np.testing.assert_array_equal(one.labels, two.labels)
+
+
+def test_quantize_without_sampling_stage(photo):
+    result = fastkm.quantize(photo, 8, sample_size=None)
+    assert result.palette.shape == (8, 3)
+    assert result.psnr > 20
+
+
+def test_quantize_large_palette_uses_uint16_labels(photo):
+    result = fastkm.quantize(photo[:64, :64], 300)
+    assert result.labels.dtype == np.uint16
+    np.testing.assert_array_equal(result.image, result.palette[result.labels])
+
+
+def test_quantize_grey_image():
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 256, size=(60, 80), dtype=np.uint8)
+    result = fastkm.quantize(grey, 4)
+    assert result.palette.shape == (4, 1)
+    assert result.image.shape == (60, 80)
+    np.testing.assert_array_equal(result.image, result.palette[result.labels][:, :, 0])
+    # 1-D k-means of uniform values: four palette levels spread over the range.
+    assert np.all(np.diff(np.sort(result.palette[:, 0].astype(int))) > 40)
+
+
+def test_quantize_keeps_the_exact_colours_of_a_simple_image():
+    image = np.zeros((10, 12, 3), dtype=np.uint8)
+    image[:, 6:] = (200, 10, 30)
+    image[4, 4] = (1, 2, 3)
+    result = fastkm.quantize(image, 16)
+    assert result.n_colors == 3 and result.n_distinct == 3
+    assert result.mse == 0 and result.psnr == float("inf")
+    np.testing.assert_array_equal(result.image, image)
+
+
+def test_quantize_one_pixel_and_one_colour():
+    result = fastkm.quantize(np.full((1, 1, 3), 77, dtype=np.uint8), 1)
+    np.testing.assert_array_equal(result.palette, [[77, 77, 77]])
+    result = fastkm.quantize(np.arange(30, dtype=np.uint8).reshape(5, 6), 1)
+    assert result.palette.shape == (1, 1)
+    assert result.palette[0, 0] in (14, 15)  # the rounded mean of 0..29
+
+
+def test_quantize_hand_computed_case():
+    # Two tight groups: k = 2 must put one centre on each group's mean.
+    image = np.array([[[0, 0, 0], [2, 0, 0], [250, 250, 250], [254, 250, 250]]], dtype=np.uint8)
+    result = fastkm.quantize(image, 2)
+    assert sorted(map(tuple, result.palette.tolist())) == [(1, 0, 0), (252, 250, 250)]
+    assert result.mse == pytest.approx((1 + 1 + 4 + 4) / 12)
+
+
+@pytest.mark.parametrize(
+    "image, kwargs, message",
+    [
+        (np.zeros((4, 4, 3), np.float32), {}, "dtype float32, expected uint8"),
+        (np.zeros((4, 4, 3), np.uint16), {}, "dtype uint16, expected uint8"),
+        (np.zeros((4, 4, 5), np.uint8), {}, "expected (H, W) grey or (H, W, 3) RGB"),
+        (np.zeros((0, 4, 3), np.uint8), {}, "holds no pixels"),
+        (np.zeros(16, np.uint8), {}, "expected (H, W) grey"),
+        (np.zeros((4, 4, 3), np.uint8), {"n_colors": 0}, "n_colors=0 must be between 1 and 65536"),
+        (np.zeros((4, 4, 3), np.uint8), {"n_colors": -3}, "n_colors=-3 must be between"),
+        (np.zeros((4, 4, 3), np.uint8), {"n_colors": 2.5}, "must be an integer"),
+        (np.zeros((4, 4, 3), np.uint8), {"max_iter": 0}, "max_iter=0 must be a positive integer"),
+        (np.zeros((4, 4, 3), np.uint8), {"sample_size": -1}, "sample_size=-1"),
+        (np.zeros((4, 4, 3), np.uint8), {"tol": float("nan")}, "tol=nan"),
+    ],
+)
+def test_quantize_rejects_bad_input_with_a_clear_message(image, kwargs, message):
+    with pytest.raises(fastkm.FastkmError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        fastkm.quantize(image, **kwargs)
+
+
+# --- KMeans estimator -------------------------------------------------------------
+
+
+def test_kmeans_hand_computed_four_points():
+    X = np.array([[0, 0], [0, 2], [10, 10], [10, 12]], dtype=np.uint8)
+    model = fastkm.KMeans(n_clusters=2, random_state=0).fit(X)
+    centres = sorted(map(tuple, model.cluster_centers_.tolist()))
+    assert centres == [(0.0, 1.0), (10.0, 11.0)]
+    assert model.inertia_ == pytest.approx(4.0)
+    assert model.labels_[0] == model.labels_[1] != model.labels_[2] == model.labels_[3]
+    assert model.labels_.dtype == np.int32
+    np.testing.assert_array_equal(model.predict(X), model.labels_)
+    np.testing.assert_array_equal(model.fit_predict(X), model.labels_)
+
+
+def test_kmeans_init_array_and_empty_cluster_relocation():
+    X = np.array([[0, 0, 0]] * 5 + [[100, 100, 100]] * 5 + [[200, 0, 0]], dtype=np.uint8)
+    # The third initial centre attracts nothing: it must be moved to the worst-fitted point.
+    init = np.array([[0, 0, 0], [150, 50, 50], [255, 255, 255]], dtype=np.float64)
+    model = fastkm.KMeans(n_clusters=3, init=init).fit(X)
+    centres = sorted(map(tuple, model.cluster_centers_.round(6).tolist()))
+    assert centres == [(0.0, 0.0, 0.0), (100.0, 100.0, 100.0), (200.0, 0.0, 0.0)]
+    assert model.inertia_ == 0
+
+
+def test_kmeans_matches_reference_lloyd_fixed_point(photo):
+    X = photo[::4, ::4].reshape(-1, 3)
+    model = fastkm.KMeans(n_clusters=8, random_state=0, tol=0.0, max_iter=500).fit(X)
+    labels, centres = reference.lloyd_step(X, np.ones(len(X), np.int64), model.cluster_centers_)
+    # Converged: one more reference step moves nothing, and labels agree.
+    np.testing.assert_allclose(centres, model.cluster_centers_, atol=1e-6)
+    # float32 distances may break a float64 near-tie the other way; nothing more.
+    assert np.mean(labels == model.labels_) > 0.999
+    assert model.inertia_ == pytest.approx(reference.assign_labels(X, model.cluster_centers_)[1].sum(), rel=1e-5)
+
+
+def test_kmeans_accepts_an_image_and_sample_weights(photo):
+    small = photo[::8, ::8]
+    model = fastkm.KMeans(n_clusters=4, random_state=1).fit(small)
+    assert model.labels_.shape == (small.shape[0] * small.shape[1],)
+    X = small.reshape(-1, 3)
+    weights = np.ones(len(X))
+    weighted = fastkm.KMeans(n_clusters=4, random_state=1).fit(X, sample_weight=weights)
+    assert weighted.inertia_ == pytest.approx(
+        reference.assign_labels(X, weighted.cluster_centers_)[1].sum(), rel=1e-5
+    )
+    # Doubling every weight doubles the inertia and keeps the centres.
+    doubled = fastkm.KMeans(n_clusters=4, random_state=1).fit(X, sample_weight=2 * weights)
+    np.testing.assert_allclose(doubled.cluster_centers_, weighted.cluster_centers_)
+    assert doubled.inertia_ == pytest.approx(2 * weighted.inertia_)
+
+
+def test_kmeans_transform_and_score(photo):
+    X = photo[::16, ::16].reshape(-1, 3)
+    model = fastkm.KMeans(n_clusters=5, random_state=2).fit(X)
+    distances = model.transform(X)
+    assert distances.shape == (len(X), 5)
+    expected = np.sqrt(((X[:, None, :].astype(float) - model.cluster_centers_[None]) ** 2).sum(2))
+    np.testing.assert_allclose(distances, expected, atol=1e-6)
+    assert model.score(X) == pytest.approx(-model.inertia_, rel=1e-5)
+    np.testing.assert_allclose(model.fit_transform(X), distances)
+
+
+def test_kmeans_params_follow_sklearn_conventions():
+    model = fastkm.KMeans(n_clusters=3, random_state=5)
+    assert model.get_params()["n_clusters"] == 3
+    assert model.set_params(n_clusters=4).n_clusters == 4
+    assert not hasattr(model, "cluster_centers_")
+    with pytest.raises(fastkm.FastkmError, match="not fitted"):
+        model.predict(np.zeros((2, 3), np.uint8))
+    with pytest.raises(fastkm.FastkmError, match="n_samples=2 should be >= n_clusters=4"):
+        model.fit(np.zeros((2, 3), np.uint8))
+    with pytest.raises(fastkm.FastkmError, match="sample_weight"):
+        fastkm.KMeans(2).fit(np.zeros((3, 3), np.uint8), sample_weight=[1, -1, 1])
+
+
+def test_kmeans_more_than_three_features():
+    rng = np.random.default_rng(4)
+    X = rng.integers(0, 4, size=(500, 5), dtype=np.uint8) * np.uint8(60)
+    model = fastkm.KMeans(n_clusters=6, random_state=0).fit(X)
+    assert model.cluster_centers_.shape == (6, 5)
+    np.testing.assert_array_equal(model.labels_, model.predict(X))

@@ -1,0 +1,142 @@
+"""The command line through typer's CliRunner: exit codes, files, messages."""
+
+import hashlib
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+import fastkm
+from fastkm.cli import app
+
+runner = CliRunner()
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture()
+def photo_copy(tmp_path, sample_path):
+    path = tmp_path / "parrots.png"
+    shutil.copy(sample_path("kodim23.png"), path)
+    return path
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_help_lists_the_commands():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    assert "quantize" in result.output and "compare" in result.output
+
+
+def test_version():
+    result = invoke("--version")
+    assert result.exit_code == 0
+    assert result.output.strip() == f"fastkm {fastkm.__version__}"
+
+
+def test_quantize_writes_indexed_png_and_keeps_input(photo_copy, tmp_path):
+    before = digest(photo_copy)
+    output = tmp_path / "out" / "parrots-16.png"
+    result = invoke("quantize", photo_copy, "-o", output, "-k", 16, "--seed", 3)
+    assert result.exit_code == 0, result.output
+    assert digest(photo_copy) == before
+    with Image.open(output) as written:
+        assert written.mode == "P"
+        assert written.size == (768, 512)
+        assert len(written.getcolors()) <= 16
+    line = result.output.strip()
+    assert "\n" not in line
+    for part in ("parrots.png 768x512", "16 colours", "PSNR", " s,", "kB ->"):
+        assert part in line
+    # Same pixels as the API with the same seed.
+    api = fastkm.quantize(fastkm.io.read_image(photo_copy), 16, seed=3)
+    np.testing.assert_array_equal(fastkm.io.read_image(output), api.image)
+
+
+def test_quantize_default_output_name_and_no_overwrite(photo_copy):
+    result = invoke("quantize", photo_copy, "-k", 8)
+    assert result.exit_code == 0, result.output
+    output = photo_copy.with_name("parrots-k8.png")
+    assert output.exists()
+    first = digest(output)
+    again = invoke("quantize", photo_copy, "-k", 8, "--seed", 1)
+    assert again.exit_code == 1
+    assert "already exists; use --force" in again.output
+    assert digest(output) == first
+    forced = invoke("quantize", photo_copy, "-k", 8, "--seed", 1, "--force")
+    assert forced.exit_code == 0
+
+
+def test_quantize_never_overwrites_the_input(photo_copy):
+    before = digest(photo_copy)
+    result = invoke("quantize", photo_copy, "-o", photo_copy, "-k", 4, "--force")
+    assert result.exit_code == 1
+    assert "is the input file" in result.output
+    assert digest(photo_copy) == before
+
+
+@pytest.mark.parametrize("k", ["0", "-3", "abc", "300"])
+def test_quantize_bad_k_is_a_usage_error(photo_copy, k):
+    result = invoke("quantize", photo_copy, "-k", k, "-o", photo_copy.with_name("x.png"))
+    assert result.exit_code == 2
+    assert "-k" in result.output
+    assert not photo_copy.with_name("x.png").exists()
+
+
+def test_quantize_many_colours_to_webp(photo_copy):
+    output = photo_copy.with_name("many.webp")
+    result = invoke("quantize", photo_copy, "-k", 300, "-o", output)
+    assert result.exit_code == 0, result.output
+    assert len(np.unique(fastkm.io.read_image(output).reshape(-1, 3), axis=0)) <= 300
+
+
+@pytest.mark.parametrize(
+    "content, message", [(None, "no such file"), (b"", "file is empty"), (b"not an image at all", "cannot decode")]
+)
+def test_quantize_bad_input_is_one_line_exit_1_no_output(tmp_path, content, message):
+    source = tmp_path / "broken.jpg"
+    if content is not None:
+        source.write_bytes(content)
+    output = tmp_path / "out.png"
+    result = invoke("quantize", source, "-o", output)
+    assert result.exit_code == 1
+    assert message in result.output
+    assert result.output.strip().startswith("error:") and result.output.strip().count("\n") == 0
+    assert "Traceback" not in result.output
+    assert not output.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["broken.jpg"] if content is not None else [])
+
+
+def test_quantize_unknown_output_format(photo_copy):
+    result = invoke("quantize", photo_copy, "-o", photo_copy.with_name("out.xyz"))
+    assert result.exit_code == 1
+    assert "unknown output format .xyz" in result.output
+
+
+def test_compare_writes_side_by_side_figure(photo_copy, tmp_path):
+    before = digest(photo_copy)
+    figure = tmp_path / "figure.png"
+    result = invoke("compare", photo_copy, "-k", 5, "-o", figure, "--max-side", 400)
+    assert result.exit_code == 0, result.output
+    assert digest(photo_copy) == before
+    with Image.open(figure) as written:
+        width, height = written.size
+        array = np.asarray(written.convert("RGB"))
+    # Two 400x267 panels next to each other, plus margins and a caption strip.
+    assert 800 < width < 900 and 267 < height < 400
+    left, right = array[16 : 16 + 267, 16 : 16 + 400], array[16 : 16 + 267, 432 : 432 + 400]
+    assert len(np.unique(right.reshape(-1, 3), axis=0)) <= 5
+    assert len(np.unique(left.reshape(-1, 3), axis=0)) > 1000
+    assert "PSNR" in result.output
+
+
+def test_compare_requires_output(photo_copy):
+    result = invoke("compare", photo_copy, "-k", 5)
+    assert result.exit_code == 2

@@ -1,0 +1,142 @@
+"""Image files: decoding to uint8, indexed output, atomic writes."""
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import fastkm
+from fastkm import io
+
+
+@pytest.mark.parametrize("suffix", [".png", ".gif", ".bmp", ".tif"])
+def test_indexed_round_trip_is_exact(tmp_path, sample_photo, suffix):
+    photo = sample_photo("kodim23.png")
+    result = fastkm.quantize(photo, 16)
+    path = tmp_path / f"out{suffix}"
+    io.write_quantized(path, result.palette, result.labels)
+    with Image.open(path) as written:
+        assert written.mode == "P"
+        assert written.size == (photo.shape[1], photo.shape[0])
+    np.testing.assert_array_equal(io.read_image(path), result.image)
+
+
+def test_indexed_png_is_smaller_than_rgb_png(tmp_path, sample_photo):
+    photo = sample_photo("kodim03.png")
+    result = fastkm.quantize(photo, 16)
+    indexed = tmp_path / "indexed.png"
+    io.write_quantized(indexed, result.palette, result.labels)
+    rgb = tmp_path / "rgb.png"
+    Image.fromarray(result.image).save(rgb)
+    with Image.open(indexed) as written:
+        assert written.mode == "P"
+        assert len(written.getcolors()) <= 16
+    assert indexed.stat().st_size < 0.8 * rgb.stat().st_size
+
+
+def test_grey_round_trip(tmp_path):
+    grey = np.tile(np.arange(0, 256, 4, dtype=np.uint8), (20, 1))
+    result = fastkm.quantize(grey, 8)
+    path = tmp_path / "grey.png"
+    io.write_quantized(path, result.palette, result.labels)
+    back = io.read_image(path)
+    # A palette PNG decodes to RGB; its three channels carry the grey levels.
+    np.testing.assert_array_equal(back[..., 0], result.image)
+
+
+def test_rgb_outputs(tmp_path, sample_photo):
+    photo = sample_photo("kodim23.png")[:64, :64]
+    result = fastkm.quantize(photo, 8)
+    io.write_quantized(tmp_path / "out.webp", result.palette, result.labels)
+    np.testing.assert_array_equal(io.read_image(tmp_path / "out.webp"), result.image)  # lossless
+    io.write_quantized(tmp_path / "out.jpg", result.palette, result.labels)
+    assert io.read_image(tmp_path / "out.jpg").shape == photo.shape
+
+
+def test_write_refuses_unknown_format_and_too_many_colours(tmp_path):
+    with pytest.raises(io.ImageWriteError, match="unknown output format .xyz"):
+        io.write_quantized(tmp_path / "a.xyz", np.zeros((2, 3), np.uint8), np.zeros((2, 2), np.uint8))
+    with pytest.raises(io.ImageWriteError, match="300 colours do not fit an indexed .png"):
+        io.write_quantized(tmp_path / "a.png", np.zeros((300, 3), np.uint8), np.zeros((2, 2), np.uint16))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_write_leaves_no_file(tmp_path):
+    def broken_save(temporary):
+        with open(temporary, "wb") as file:
+            file.write(b"half an image")
+        raise OSError("disk full")
+
+    with pytest.raises(io.ImageWriteError, match="disk full"):
+        io._atomic_save(tmp_path / "out.png", broken_save)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_written_file_has_normal_permissions(tmp_path):
+    path = tmp_path / "out.png"
+    io.write_quantized(path, np.zeros((1, 3), np.uint8), np.zeros((2, 2), np.uint8))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_read_modes(tmp_path):
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, size=(20, 30, 3), dtype=np.uint8)
+    # Palette image -> RGB
+    Image.fromarray(rgb).quantize(8).save(tmp_path / "p.png")
+    assert io.read_image(tmp_path / "p.png").shape == (20, 30, 3)
+    # 16-bit grey -> 8-bit grey, rounded
+    deep = np.array([[0, 257, 65535, 32896]], dtype=np.uint16)
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    np.testing.assert_array_equal(io.read_image(tmp_path / "deep.png"), [[0, 1, 255, 128]])
+    # CMYK JPEG -> RGB
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.jpg")
+    assert io.read_image(tmp_path / "cmyk.jpg").shape == (20, 30, 3)
+    # Opaque RGBA -> RGB; transparent RGBA -> clear error
+    rgba = np.dstack([rgb, np.full((20, 30), 255, np.uint8)])
+    Image.fromarray(rgba).save(tmp_path / "opaque.png")
+    np.testing.assert_array_equal(io.read_image(tmp_path / "opaque.png"), rgb)
+    rgba[0, 0, 3] = 0
+    Image.fromarray(rgba).save(tmp_path / "alpha.png")
+    with pytest.raises(io.ImageReadError, match="transparent pixels"):
+        io.read_image(tmp_path / "alpha.png")
+
+
+def test_read_applies_exif_orientation(tmp_path):
+    array = np.zeros((10, 20, 3), np.uint8)
+    array[:, :10] = 255  # left half white
+    image = Image.fromarray(array)
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    image.save(tmp_path / "rotated.jpg", exif=exif, quality=100)
+    shown = io.read_image(tmp_path / "rotated.jpg")
+    assert shown.shape == (20, 10, 3)
+    assert shown[:8].mean() > 200 and shown[12:].mean() < 50  # white half now on top
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [(None, "no such file"), (b"", "file is empty"), (b"hello, this is text", "cannot decode"), (b"\x89PNG\r\n\x1a\n\x00", "cannot decode")],
+)
+def test_read_errors_are_one_line(tmp_path, content, message):
+    path = tmp_path / "bad.png"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(io.ImageReadError, match=message) as caught:
+        io.read_image(path)
+    assert "\n" not in str(caught.value)
+
+
+def test_read_truncated_jpeg(tmp_path, sample_path):
+    data = sample_path("bus-3mp.jpg").read_bytes()
+    path = tmp_path / "truncated.jpg"
+    path.write_bytes(data[: len(data) // 3])
+    with pytest.raises(io.ImageReadError, match="cannot decode"):
+        io.read_image(path)
+
+
+def test_read_folder_is_an_error(tmp_path):
+    with pytest.raises(io.ImageReadError, match="is a folder"):
+        io.read_image(tmp_path)
