@@ -24,8 +24,9 @@ ASSIGN_TILE = 256
 ASSIGN_TILES_PER_TASK = 64
 # Points per block of partial sums; fixed, so the summation order never depends on threads.
 SUM_BLOCK = 32768
-# Points per block of the k-means++ potential (prefix sums for the weighted draw).
-SEED_BLOCK = 16384
+# Points per block of the k-means++ potential: a weighted draw skips whole blocks by
+# their totals and scans one block point by point, so blocks are kept small.
+SEED_BLOCK = 2048
 # Pixels per block of the histogram and remap passes.
 PIXEL_BLOCK = 65536
 # Histogram buckets (of 256) counted by one parallel task with one table.
@@ -196,42 +197,97 @@ def cluster_sums(points, weights, labels, n_clusters, sums, counts):
 
 
 @njit(cache=True)
-def _squared_distance_to_point(points, i, centre_index):
-    d = 0.0
-    for j in range(points.shape[1]):
-        t = np.float64(points[i, j]) - np.float64(points[centre_index, j])
+def _distance_to_row(columns, i, row):
+    """Squared distance between points i and row, from float32 columns (exact: integers)."""
+    d = np.float32(0.0)
+    for j in range(columns.shape[0]):
+        t = columns[j, i] - columns[j, row]
         d += t * t
     return d
 
 
 @njit(cache=True)
-def _weighted_draw(potential, block_potential, target):
-    """Index i of the first point whose running sum of `potential` exceeds `target`.
+def _block_distances(columns, start, stop, row, out):
+    """out[:stop-start] = squared distances of points start..stop-1 to point ``row``.
 
-    Blocks are skipped by their totals, so a draw costs O(n_blocks + SEED_BLOCK).
-    Points of zero potential are never drawn; if rounding pushes `target` past the
+    Channel loop outside, point loop inside: the inner loop is contiguous and SIMD.
+    """
+    m = stop - start
+    for i in range(m):
+        out[i] = np.float32(0.0)
+    for j in range(columns.shape[0]):
+        cj = columns[j, row]
+        column = columns[j, start:stop]
+        for i in range(m):
+            t = column[i] - cj
+            out[i] += t * t
+
+
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def _trial_potential_rgb(x0, x1, x2, weights, closest, c0, c1, c2):
+    """sum_i weights[i] * min(closest[i], |x_i - c|^2) for 3 channels, in one SIMD pass.
+
+    A separate function so that its fast-math flags (reassociation, for the vectorized
+    sum) hold: integer-valued terms make the sum exact in any order.
+    """
+    total = 0.0
+    for i in range(x0.shape[0]):
+        t0 = x0[i] - c0
+        t1 = x1[i] - c1
+        t2 = x2[i] - c2
+        d = t0 * t0 + t1 * t1 + t2 * t2
+        total += weights[i] * np.float64(min(closest[i], d))
+    return total
+
+
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def _trial_potential_any(weights, closest, dist):
+    total = 0.0
+    for i in range(closest.shape[0]):
+        total += weights[i] * np.float64(min(closest[i], dist[i]))
+    return total
+
+
+@njit(cache=True)
+def _point_potential(columns, weights, closest, pending, i):
+    """weight * squared distance to the nearest chosen centre, ``pending`` included."""
+    d = closest[i]
+    if pending >= 0:
+        d = min(d, _distance_to_row(columns, i, pending))
+    return np.float64(weights[i]) * np.float64(d)
+
+
+@njit(cache=True)
+def _weighted_draw(columns, weights, closest, pending, block_potential, target):
+    """Index of the first point whose running sum of potential exceeds ``target``.
+
+    Potentials are weight * D(x)^2 with D measured to the chosen centres and to
+    ``pending`` (a centre chosen but not yet folded into ``closest``; -1 for none).
+    Whole blocks are skipped by their totals, so a draw costs O(n_blocks + SEED_BLOCK).
+    Points of zero potential are never drawn; if rounding pushes ``target`` past the
     total, the last point with positive potential is returned.
     """
-    n_points = potential.shape[0]
-    n_blocks = block_potential.shape[0]
+    n_points = closest.shape[0]
     running = 0.0
+    last_block = -1
+    for block in range(block_potential.shape[0]):
+        if block_potential[block] <= 0.0:
+            continue
+        last_block = block
+        if running + block_potential[block] > target:
+            for i in range(block * SEED_BLOCK, min((block + 1) * SEED_BLOCK, n_points)):
+                potential = _point_potential(columns, weights, closest, pending, i)
+                if potential > 0.0:
+                    running += potential
+                    if running > target:
+                        return i
+        else:
+            running += block_potential[block]
     last_positive = -1
-    for block in range(n_blocks):
-        if block_potential[block] > 0.0:
-            if running + block_potential[block] > target:
-                for i in range(block * SEED_BLOCK, min((block + 1) * SEED_BLOCK, n_points)):
-                    if potential[i] > 0.0:
-                        running += potential[i]
-                        last_positive = i
-                        if running > target:
-                            return i
-            else:
-                running += block_potential[block]
-                # Remember the block's last positive point in case target is never reached.
-                for i in range(min((block + 1) * SEED_BLOCK, n_points) - 1, block * SEED_BLOCK - 1, -1):
-                    if potential[i] > 0.0:
-                        last_positive = i
-                        break
+    if last_block >= 0:
+        for i in range(last_block * SEED_BLOCK, min((last_block + 1) * SEED_BLOCK, n_points)):
+            if _point_potential(columns, weights, closest, pending, i) > 0.0:
+                last_positive = i
     return last_positive
 
 
@@ -250,42 +306,56 @@ def kmeans_plusplus(points, weights, first_uniform, trial_uniforms):
 
     When every point already coincides with a chosen centre (fewer distinct points than
     k), the potential is zero and further centres repeat the heaviest point.
+
+    Squared distances between uint8 points are integers below 2^24, exact in float32;
+    with integer weights every potential and block total is an integer below 2^53, so
+    the sums are exact in any order (which lets the compiler vectorize them).  One
+    parallel pass per centre: it folds the previous winner into ``closest`` and scores
+    the new candidates; the winner's block totals are the next draw's block totals.
     """
-    n_points = points.shape[0]
+    n_points, n_channels = points.shape
     n_centres = trial_uniforms.shape[0] + 1
     n_trials = trial_uniforms.shape[1]
     n_blocks = max(1, (n_points + SEED_BLOCK - 1) // SEED_BLOCK)
     chosen = np.empty(n_centres, dtype=np.int64)
+    # Points as float32 columns and weights as float64: the layouts the SIMD loops want
+    # (AVX2 has no int64 -> float64 conversion).
+    columns = np.empty((n_channels, n_points), dtype=np.float32)
+    weights_f = np.empty(n_points, dtype=np.float64)
+    for block in prange(n_blocks):
+        for i in range(block * SEED_BLOCK, min((block + 1) * SEED_BLOCK, n_points)):
+            weights_f[i] = np.float64(weights[i])
+            for j in range(n_channels):
+                columns[j, i] = np.float32(points[i, j])
 
-    potential = np.empty(n_points, dtype=np.float64)
+    # First centre: probability ~ weight, i.e. potential with every distance 1.
+    closest = np.ones(n_points, dtype=np.float32)
     block_potential = np.empty(n_blocks, dtype=np.float64)
     for block in prange(n_blocks):
         total = 0.0
         for i in range(block * SEED_BLOCK, min((block + 1) * SEED_BLOCK, n_points)):
-            potential[i] = np.float64(weights[i])
-            total += potential[i]
+            total += np.float64(weights[i])
         block_potential[block] = total
     total_weight = 0.0
     for block in range(n_blocks):
         total_weight += block_potential[block]
-    chosen[0] = _weighted_draw(potential, block_potential, first_uniform * total_weight)
+    chosen[0] = _weighted_draw(columns, weights, closest, -1, block_potential, first_uniform * total_weight)
     heaviest = 0
     for i in range(n_points):
         if weights[i] > weights[heaviest]:
             heaviest = i
 
-    # closest[i]: squared distance from point i to its nearest chosen centre.
-    closest = np.empty(n_points, dtype=np.float64)
+    # closest[i]: squared distance from point i to its nearest folded-in centre.
     for block in prange(n_blocks):
         total = 0.0
         for i in range(block * SEED_BLOCK, min((block + 1) * SEED_BLOCK, n_points)):
-            closest[i] = _squared_distance_to_point(points, i, chosen[0])
-            potential[i] = weights[i] * closest[i]
-            total += potential[i]
+            closest[i] = _distance_to_row(columns, i, chosen[0])
+            total += np.float64(weights[i]) * np.float64(closest[i])
         block_potential[block] = total
 
     candidates = np.empty(n_trials, dtype=np.int64)
     trial_potential = np.empty((n_blocks, n_trials), dtype=np.float64)
+    pending = -1
     for c in range(1, n_centres):
         current = 0.0
         for block in range(n_blocks):
@@ -294,13 +364,29 @@ def kmeans_plusplus(points, weights, first_uniform, trial_uniforms):
             chosen[c] = heaviest
             continue
         for t in range(n_trials):
-            candidates[t] = _weighted_draw(potential, block_potential, trial_uniforms[c - 1, t] * current)
+            target = trial_uniforms[c - 1, t] * current
+            candidates[t] = _weighted_draw(columns, weights, closest, pending, block_potential, target)
         for block in prange(n_blocks):
+            start = block * SEED_BLOCK
+            stop = min((block + 1) * SEED_BLOCK, n_points)
+            m = stop - start
+            dist = np.empty(SEED_BLOCK, dtype=np.float32)
+            block_closest = closest[start:stop]
+            block_weights = weights_f[start:stop]
+            if pending >= 0:
+                _block_distances(columns, start, stop, pending, dist)
+                for i in range(m):
+                    block_closest[i] = min(block_closest[i], dist[i])
             for t in range(n_trials):
-                total = 0.0
-                for i in range(block * SEED_BLOCK, min((block + 1) * SEED_BLOCK, n_points)):
-                    d = _squared_distance_to_point(points, i, candidates[t])
-                    total += weights[i] * min(closest[i], d)
+                if n_channels == 3:
+                    total = _trial_potential_rgb(
+                        columns[0, start:stop], columns[1, start:stop], columns[2, start:stop],
+                        block_weights, block_closest, columns[0, candidates[t]], columns[1, candidates[t]],
+                        columns[2, candidates[t]],
+                    )
+                else:
+                    _block_distances(columns, start, stop, candidates[t], dist)
+                    total = _trial_potential_any(block_weights, block_closest, dist)
                 trial_potential[block, t] = total
         best_trial = 0
         best_total = np.inf
@@ -312,15 +398,9 @@ def kmeans_plusplus(points, weights, first_uniform, trial_uniforms):
                 best_total = total
                 best_trial = t
         chosen[c] = candidates[best_trial]
-        for block in prange(n_blocks):
-            total = 0.0
-            for i in range(block * SEED_BLOCK, min((block + 1) * SEED_BLOCK, n_points)):
-                d = _squared_distance_to_point(points, i, chosen[c])
-                if d < closest[i]:
-                    closest[i] = d
-                potential[i] = weights[i] * closest[i]
-                total += potential[i]
-            block_potential[block] = total
+        pending = chosen[c]
+        for block in range(n_blocks):
+            block_potential[block] = trial_potential[block, best_trial]
     return chosen
 
 

@@ -141,17 +141,30 @@ class PaletteFit:
     colours: np.ndarray  # (u, d) uint8 distinct colours of the image
     counts: np.ndarray  # (u,) int64 pixels per distinct colour
     squared_error: int  # exact sum over pixels of the squared error of the result
-    n_iter: int  # Lloyd iterations (sample stage + full stage)
+    n_iter: int  # Lloyd iterations of the best start plus the full-histogram refinement
 
 
-def fit_palette(pixels, n_colors, rng, *, sample_size, max_iter, tol):
+def best_of_inits(points, weights, n_clusters, rng, *, n_init, max_iter, tol_abs):
+    """k-means++ and Lloyd ``n_init`` times; the run with the lowest inertia."""
+    best = None
+    for _ in range(n_init):
+        centres = seed_centres(points, weights, n_clusters, rng)
+        run = lloyd(points, weights, centres, max_iter=max_iter, tol_abs=tol_abs)
+        if best is None or run.inertia < best.inertia:
+            best = run
+    return best
+
+
+def fit_palette(pixels, n_colors, rng, *, sample_size, n_init, max_iter, tol):
     """Fit a palette of n_colors to pixels (n, d) uint8 and label every distinct colour.
 
     1. Histogram of distinct colours: k-means on the colours weighted by their pixel
        counts has exactly the objective of k-means on all pixels, at a fraction of the
        points.
-    2. When the image has more pixels than ``sample_size``, k-means++ and Lloyd run first
-       on the histogram of a uniform random sample of that many pixels (mini-batch).
+    2. When the image has more pixels than ``sample_size``, the fit starts on the
+       histogram of a uniform random sample of that many pixels (mini-batch): k-means++
+       and Lloyd ``n_init`` times, keeping the run of lowest inertia.  Several cheap
+       starts avoid most of the poor local minima a single start falls into.
     3. Lloyd then refines on the full histogram until converged (or ``max_iter``), so the
        result has the quality of exact k-means on every pixel.
     4. Centres are rounded to uint8, and every distinct colour gets its nearest palette
@@ -166,20 +179,19 @@ def fit_palette(pixels, n_colors, rng, *, sample_size, max_iter, tol):
 
     n_pixels = pixels.shape[0]
     tol_abs = tolerance(colours, counts, tol)
-    n_iter = 0
-    if sample_size is not None and n_pixels > sample_size:
+    sampled = sample_size is not None and n_pixels > sample_size
+    if sampled:
         sample = pixels[rng.integers(0, n_pixels, size=sample_size)]
-        sample_colours, sample_counts = distinct_colours(sample)
-        if sample_colours.shape[0] > n_colors:
-            centres = seed_centres(sample_colours, sample_counts, n_colors, rng)
-            fitted = lloyd(sample_colours, sample_counts, centres, max_iter=max_iter, tol_abs=tol_abs)
-            centres, n_iter = fitted.centres, fitted.n_iter
-        else:
-            centres = seed_centres(colours, counts, n_colors, rng)
-    else:
-        centres = seed_centres(colours, counts, n_colors, rng)
-    fitted = lloyd(colours, counts, centres, max_iter=max_iter, tol_abs=tol_abs)
-    n_iter += fitted.n_iter
+        fit_colours, fit_counts = distinct_colours(sample)
+        # A sample poorer in colours than the palette cannot seed it.
+        sampled = fit_colours.shape[0] > n_colors
+    if not sampled:
+        fit_colours, fit_counts = colours, counts
+    fitted = best_of_inits(fit_colours, fit_counts, n_colors, rng, n_init=n_init, max_iter=max_iter, tol_abs=tol_abs)
+    n_iter = fitted.n_iter
+    if sampled:
+        fitted = lloyd(colours, counts, fitted.centres, max_iter=max_iter, tol_abs=tol_abs)
+        n_iter += fitted.n_iter
 
     palette = round_palette(fitted.centres)
     colour_labels = np.empty(n_distinct, dtype=np.int32)

@@ -1,0 +1,84 @@
+"""One benchmark per pipeline stage, and the whole quantize, at k = 5, 16, 64, 256.
+
+    pytest bench/test_stages.py --benchmark-autosave
+"""
+
+import numpy as np
+import pytest
+
+import fastkm
+from fastkm import _kernels, _kmeans
+
+N_COLORS = [5, 16, 64, 256]
+
+
+@pytest.fixture(scope="module")
+def pixels(photo):
+    return photo.reshape(-1, 3)
+
+
+@pytest.fixture(scope="module")
+def histogram(pixels):
+    return _kmeans.distinct_colours(pixels)
+
+
+def _centres(histogram, n_colors):
+    colours, counts = histogram
+    rng = np.random.default_rng(0)
+    return colours[rng.choice(len(colours), n_colors, replace=False)].astype(np.float32)
+
+
+def test_histogram(benchmark, pixels):
+    benchmark.group = "stage: histogram"
+    colours, counts = benchmark(_kernels.colour_histogram, pixels)
+    benchmark.extra_info.update(n_pixels=len(pixels), n_distinct=len(colours))
+
+
+@pytest.mark.parametrize("n_colors", N_COLORS)
+def test_init_kmeans_plusplus_on_sample(benchmark, pixels, n_colors):
+    benchmark.group = f"stage: init k={n_colors}"
+    rng = np.random.default_rng(0)
+    sample = pixels[rng.integers(0, len(pixels), size=fastkm.api.DEFAULT_SAMPLE_SIZE)]
+    colours, counts = _kmeans.distinct_colours(sample)
+    benchmark(_kmeans.seed_centres, colours, counts, n_colors, np.random.default_rng(1))
+    benchmark.extra_info.update(n_points=len(colours))
+
+
+@pytest.mark.parametrize("n_colors", N_COLORS)
+def test_assign_all_pixels(benchmark, pixels, histogram, n_colors):
+    benchmark.group = f"stage: assign k={n_colors}"
+    centres = _centres(histogram, n_colors)
+    labels = np.empty(len(pixels), np.int32)
+    min_dist = np.empty(len(pixels), np.float32)
+    benchmark(_kernels.assign_labels, pixels, centres, labels, min_dist)
+    seconds = benchmark.stats.stats.min
+    benchmark.extra_info["G_pairs_per_s"] = round(len(pixels) * n_colors / seconds / 1e9, 2)
+
+
+@pytest.mark.parametrize("n_colors", N_COLORS)
+def test_update_all_pixels(benchmark, pixels, histogram, n_colors):
+    benchmark.group = f"stage: update k={n_colors}"
+    centres = _centres(histogram, n_colors)
+    labels = np.empty(len(pixels), np.int32)
+    _kernels.assign_labels(pixels, centres, labels, np.empty(len(pixels), np.float32))
+    weights = np.ones(len(pixels), np.int64)
+    sums = np.empty((n_colors, 3), np.int64)
+    counts = np.empty(n_colors, np.int64)
+    benchmark(_kernels.cluster_sums, pixels, weights, labels, n_colors, sums, counts)
+
+
+@pytest.mark.parametrize("n_colors", N_COLORS)
+def test_remap_all_pixels(benchmark, pixels, n_colors):
+    benchmark.group = f"stage: remap k={n_colors}"
+    fit = _kmeans.fit_palette(
+        pixels, n_colors, np.random.default_rng(0), sample_size=fastkm.api.DEFAULT_SAMPLE_SIZE, n_init=1,
+        max_iter=20, tol=1e-4,
+    )
+    benchmark(_kmeans.remap, pixels, fit, np.uint8)
+
+
+@pytest.mark.parametrize("n_colors", N_COLORS)
+def test_quantize(benchmark, photo, photo_name, n_colors):
+    benchmark.group = f"quantize k={n_colors}"
+    result = benchmark(fastkm.quantize, photo, n_colors)
+    benchmark.extra_info.update(image=photo_name, mse=result.mse * 3, psnr=result.psnr)
