@@ -1,0 +1,75 @@
+"""fastkm.quantize against its peers on the same decoded photo, at k = 5, 16, 64, 256.
+
+    pytest bench/test_peers.py --benchmark-autosave
+    FASTKM_BENCH_SLOW=1 pytest bench/test_peers.py ...   # also the minutes-long runs
+
+Every method gets the same (H, W, 3) uint8 array and returns a palette and labels; the
+MSE of palette[labels] against the photo (summed over channels, as in the issue
+tables) is stored in each result's extra_info.  Ratios against fastkm are made from
+one saved run by bench/report.py.  Peers missing from the environment are skipped:
+install them with `pip install -e '.[bench]'`.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastkm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peers  # noqa: E402
+
+N_COLORS = [5, 16, 64, 256]
+RUN_SLOW = os.environ.get("FASTKM_BENCH_SLOW") == "1"
+AVAILABLE = set(peers.available_peers())
+
+
+def _slow(peer, n_pixels, n_colors):
+    """Runs of a minute or more on a 12 MP photo (measured, see bench/README.md)."""
+    work = n_pixels * n_colors
+    if peer == "sklearn-kmeans":
+        return work > 12e6 * 64
+    if peer == "sklearn-minibatch":
+        return n_pixels > 2e6
+    if peer == "opencv-kmeans":
+        return work > 12e6 * 16
+    return False
+
+
+def _fastkm(image, n_colors, seed):
+    result = fastkm.quantize(image, n_colors, seed=seed)
+    return result.palette, result.labels
+
+
+def test_fastkm_warm_before_peers(photo):
+    """Compile (or load) the kernels outside the timed runs."""
+    fastkm.quantize(np.ascontiguousarray(photo[:64, :64]), 4)
+
+
+@pytest.mark.parametrize("n_colors", N_COLORS)
+@pytest.mark.parametrize("method", ["fastkm", *peers.PEERS])
+def test_quantize_photo(benchmark, photo, photo_name, method, n_colors):
+    if method != "fastkm" and method not in AVAILABLE:
+        pytest.skip(f"{method} is not installed (pip install -e '.[bench]')")
+    n_pixels = photo.shape[0] * photo.shape[1]
+    if method != "fastkm" and _slow(method, n_pixels, n_colors) and not RUN_SLOW:
+        pytest.skip(f"{method} at k={n_colors} on {n_pixels / 1e6:.0f} MP takes minutes; set FASTKM_BENCH_SLOW=1")
+    if method in ("imagequant", "pillow-mediancut", "pillow-fastoctree") and n_colors > 256:
+        pytest.skip(f"{method} holds at most 256 colours")
+    run = _fastkm if method == "fastkm" else peers.PEERS[method]
+    benchmark.group = f"quantize k={n_colors}"
+    # Minutes-long peers run once; the rest as pytest-benchmark calibrates.
+    rounds = 1 if _slow(method, n_pixels, n_colors) or method.startswith("sklearn") else 3
+    palette, labels = benchmark.pedantic(run, args=(photo, n_colors, 0), rounds=rounds, warmup_rounds=0)
+    peers.validate_output(photo, n_colors, palette, labels)
+    benchmark.extra_info.update(
+        method=method,
+        n_colors=n_colors,
+        image=photo_name,
+        megapixels=round(n_pixels / 1e6, 2),
+        mse=round(3 * peers.mse(photo, palette, labels), 4),
+        palette_size=int(len(palette)),
+    )
