@@ -460,7 +460,9 @@ def colour_histogram(pixels):
     n_distinct = np.zeros(256, dtype=np.int64)
     for group in prange(256 // BUCKETS_PER_TASK):
         table = np.zeros(table_size, dtype=np.uint32)
-        for bucket in range(group * BUCKETS_PER_TASK, (group + 1) * BUCKETS_PER_TASK):
+        # Strided groups: neighbouring buckets (similar first channel) are often all
+        # heavy or all empty, so spreading them over tasks balances the threads.
+        for bucket in range(group, 256, 256 // BUCKETS_PER_TASK):
             start = bucket_start[bucket]
             stop = bucket_start[bucket + 1]
             for i in range(start, stop):

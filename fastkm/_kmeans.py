@@ -5,8 +5,10 @@ over the data is one call of a kernel in ``_kernels``.  Validation is assumed do
 the caller (the public API).
 """
 
+import contextlib
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from . import _kernels
@@ -144,14 +146,49 @@ class PaletteFit:
     n_iter: int  # Lloyd iterations of the best start plus the full-histogram refinement
 
 
+# Lloyd iterations each k-means++ start gets before the starts are compared; only the
+# best one then runs to convergence.  Ranking after 10 iterations picks nearly the same
+# start as full runs would (Kodak, k=16: mean MSE ratio to scikit-learn 0.984 against
+# 0.982) at a third of the cost.
+PROBE_ITER = 10
+
+
+# Below this many points, k-means runs on one thread: each pass is then well under a
+# millisecond, and waking the other threads for every pass (twice per Lloyd iteration,
+# once per k-means++ centre) costs more than it saves (measured: the 74k-colour sample
+# of a 12 MP photo fits in 0.10 s on one thread and 0.28 s on two).
+SERIAL_BELOW = 131072
+
+
+@contextlib.contextmanager
+def threads_for(n_points):
+    """Run the enclosed kernels on one thread when the problem is small."""
+    before = numba.get_num_threads()
+    if n_points < SERIAL_BELOW:
+        numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
 def best_of_inits(points, weights, n_clusters, rng, *, n_init, max_iter, tol_abs):
-    """k-means++ and Lloyd ``n_init`` times; the run with the lowest inertia."""
+    """The best of ``n_init`` k-means++ starts, run to convergence by Lloyd.
+
+    Every start runs PROBE_ITER iterations (fewer if it converges); the one with the
+    lowest inertia then continues to convergence or ``max_iter`` iterations in all.
+    """
+    probe_iter = min(PROBE_ITER, max_iter) if n_init > 1 else max_iter
     best = None
     for _ in range(n_init):
         centres = seed_centres(points, weights, n_clusters, rng)
-        run = lloyd(points, weights, centres, max_iter=max_iter, tol_abs=tol_abs)
+        run = lloyd(points, weights, centres, max_iter=probe_iter, tol_abs=tol_abs)
         if best is None or run.inertia < best.inertia:
             best = run
+    if best.n_iter == probe_iter and probe_iter < max_iter:
+        more = lloyd(points, weights, best.centres, max_iter=max_iter - probe_iter, tol_abs=tol_abs)
+        more.n_iter += best.n_iter
+        best = more
     return best
 
 
@@ -187,7 +224,10 @@ def fit_palette(pixels, n_colors, rng, *, sample_size, n_init, max_iter, tol):
         sampled = fit_colours.shape[0] > n_colors
     if not sampled:
         fit_colours, fit_counts = colours, counts
-    fitted = best_of_inits(fit_colours, fit_counts, n_colors, rng, n_init=n_init, max_iter=max_iter, tol_abs=tol_abs)
+    with threads_for(fit_colours.shape[0]):
+        fitted = best_of_inits(
+            fit_colours, fit_counts, n_colors, rng, n_init=n_init, max_iter=max_iter, tol_abs=tol_abs
+        )
     n_iter = fitted.n_iter
     if sampled:
         fitted = lloyd(colours, counts, fitted.centres, max_iter=max_iter, tol_abs=tol_abs)
