@@ -421,7 +421,7 @@ def colour_histogram(pixels):
     Colours are packed into keys of 8*d bits.  The top 8 bits pick one of 256 buckets:
     pixels are scattered into bucket order (block-wise counts and a serial prefix sum, so
     no two blocks write the same place), then every bucket is counted in its own small
-    table.  Memory beyond the input is 4 bytes per pixel, not a 2^24 table per thread.
+    table.  Memory beyond the input is 2 bytes per pixel, not a 2^24 table per thread.
     """
     n_pixels, n_channels = pixels.shape
     low_bits = 8 * n_channels - 8
@@ -444,19 +444,22 @@ def colour_histogram(pixels):
             position += block_bucket_counts[block, bucket]
     bucket_start[256] = position
 
-    low_keys = np.empty(n_pixels, dtype=np.uint32)
+    # The low key has at most 16 bits (d <= 3): 2 bytes per pixel.
+    low_keys = np.empty(n_pixels, dtype=np.uint16)
     for block in prange(n_blocks):
         cursor = offsets[block].copy()
         for i in range(block * PIXEL_BLOCK, min((block + 1) * PIXEL_BLOCK, n_pixels)):
             bucket = pixels[i, 0]
-            low_keys[cursor[bucket]] = _pack_key(pixels, i) & low_mask
+            low_keys[cursor[bucket]] = np.uint16(_pack_key(pixels, i) & low_mask)
             cursor[bucket] += 1
 
     # Count each bucket in a small table: groups of buckets share one table per task, and
     # the table is cleared as its entries are emitted, so it is zeroed only once.  A
     # bucket's distinct keys (in order of first appearance) are written back over the
     # front of its own slice of low_keys, their counts into bucket_counts.
-    bucket_counts = np.empty(n_pixels, dtype=np.int64)
+    # Only the first n_distinct entries of each bucket's slice are written, so only
+    # about 4 bytes per distinct colour of this array are ever touched.
+    bucket_counts = np.empty(n_pixels, dtype=np.uint32)
     n_distinct = np.zeros(256, dtype=np.int64)
     for group in prange(256 // BUCKETS_PER_TASK):
         table = np.zeros(table_size, dtype=np.uint32)
@@ -473,7 +476,7 @@ def colour_histogram(pixels):
                 count = table[key]
                 if count > 0:
                     table[key] = 0
-                    low_keys[start + u] = key
+                    low_keys[start + u] = np.uint16(key)
                     bucket_counts[start + u] = count
                     u += 1
             n_distinct[bucket] = u
@@ -492,12 +495,27 @@ def colour_histogram(pixels):
         start = bucket_start[bucket]
         for u in range(n_distinct[bucket]):
             out = out_start[bucket] + u
-            key = (np.uint32(bucket) << np.uint32(low_bits)) | low_keys[start + u]
+            key = (np.uint32(bucket) << np.uint32(low_bits)) | np.uint32(low_keys[start + u])
             for j in range(n_channels):
                 shift = np.uint32(8 * (n_channels - 1 - j))
                 colours[out, j] = np.uint8((key >> shift) & np.uint32(255))
-            counts[out] = bucket_counts[start + u]
+            counts[out] = np.int64(bucket_counts[start + u])
     return colours, counts
+
+
+@njit(cache=True, parallel=True)
+def fill_label_table(colours, labels, table):
+    """table[packed colour of colours[i]] = labels[i]; other entries are left as they are.
+
+    colours IN  (u, d) uint8 with 1 <= d <= 3, distinct rows (so no two writes collide)
+    labels  IN  (u,) integer
+    table   OUT (256**d,) integer
+    """
+    n_colours = colours.shape[0]
+    n_blocks = max(1, (n_colours + PIXEL_BLOCK - 1) // PIXEL_BLOCK)
+    for block in prange(n_blocks):
+        for i in range(block * PIXEL_BLOCK, min((block + 1) * PIXEL_BLOCK, n_colours)):
+            table[_pack_key(colours, i)] = labels[i]
 
 
 @njit(cache=True, parallel=True)
@@ -545,6 +563,7 @@ PUBLIC_KERNELS = (
     cluster_sums,
     kmeans_plusplus,
     colour_histogram,
+    fill_label_table,
     remap_through_table,
     squared_error,
 )

@@ -28,15 +28,11 @@ def distinct_colours(pixels):
 def label_table(colours, labels):
     """A lookup table from packed colour to label, for ``remap_through_table``.
 
-    colours (u, d) uint8 with d <= 3; labels (u,) integer.  Returns (256**d,) of the
-    labels' dtype; entries for colours not listed are 0.
+    colours (u, d) uint8 with d <= 3, distinct; labels (u,) integer.  Returns
+    (256**d,) of the labels' dtype; entries for colours not listed are 0.
     """
-    n_channels = colours.shape[1]
-    keys = np.zeros(colours.shape[0], dtype=np.int64)
-    for j in range(n_channels):
-        keys = (keys << 8) | colours[:, j]
-    table = np.zeros(256**n_channels, dtype=labels.dtype)
-    table[keys] = labels
+    table = np.zeros(256 ** colours.shape[1], dtype=labels.dtype)
+    _kernels.fill_label_table(colours, labels, table)
     return table
 
 

@@ -179,3 +179,18 @@ def test_kernels_give_identical_results_for_1_and_2_threads():
         numba.set_num_threads(before)
     for a, b in zip(one, two):
         np.testing.assert_array_equal(a, b)  # bit-identical, float sums included
+
+
+@pytest.mark.parametrize("n_channels", [1, 2, 3])
+def test_fill_label_table_matches_fancy_indexing(n_channels):
+    rng = np.random.default_rng(n_channels)
+    colours, _ = reference.colour_histogram(random_points(rng, 5000, n_channels))
+    labels = rng.integers(1, 200, size=len(colours)).astype(np.uint8)
+    table = np.zeros(256**n_channels, dtype=np.uint8)
+    _kernels.fill_label_table(colours, labels, table)
+    expected = np.zeros_like(table)
+    keys = np.zeros(len(colours), dtype=np.int64)
+    for j in range(n_channels):
+        keys = keys * 256 + colours[:, j]
+    expected[keys] = labels
+    np.testing.assert_array_equal(table, expected)
