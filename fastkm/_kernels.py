@@ -99,6 +99,45 @@ def _nearest_in_tile_any(columns, centres, dist, best_dist, best_label):
             best_dist[i] = min(dist[i], best)
 
 
+@njit(cache=True)
+def _expanded_centres(centres):
+    """(k, 4) float32 (-2 c0, -2 c1, -2 c2, |c|^2) for 3-channel centres (else unused)."""
+    n_centres = centres.shape[0]
+    expanded = np.zeros((n_centres, 4), dtype=np.float32)
+    if centres.shape[1] == 3:
+        for c in range(n_centres):
+            norm = np.float32(0.0)
+            for j in range(3):
+                expanded[c, j] = np.float32(-2.0) * centres[c, j]
+                norm += centres[c, j] * centres[c, j]
+            expanded[c, 3] = norm
+    return expanded
+
+
+@njit(cache=True)
+def _nearest_in_tile(points, start, m, centres, expanded, columns, dist, best_dist, best_label):
+    """Nearest centre of points[start:start+m] (m <= ASSIGN_TILE) into best_dist/label.
+
+    The tile is always full length (unused entries hold stale values) so the inner
+    loops have a constant trip count; only the first m results mean anything.
+    best_dist holds true squared distances on return.
+    """
+    n_channels = points.shape[1]
+    for i in range(m):
+        for j in range(n_channels):
+            columns[j, i] = np.float32(points[start + i, j])
+    best_dist[:] = np.inf
+    best_label[:] = 0
+    if n_channels == 3:
+        _nearest_in_tile_rgb(columns[0], columns[1], columns[2], expanded, best_dist, best_label)
+        for i in range(m):
+            own_norm = columns[0, i] * columns[0, i] + columns[1, i] * columns[1, i] + columns[2, i] * columns[2, i]
+            # Clamp: rounding can push |c|^2 - 2x.c + |x|^2 a hair below zero.
+            best_dist[i] = max(best_dist[i] + own_norm, np.float32(0.0))
+    else:
+        _nearest_in_tile_any(columns, centres, dist, best_dist, best_label)
+
+
 @njit(cache=True, parallel=True)
 def assign_labels(points, centres, labels, min_dist):
     """Nearest centre of every point.
@@ -115,47 +154,83 @@ def assign_labels(points, centres, labels, min_dist):
     centres is outside and the loop over the tile's pixels inside, so the compiler turns
     the inner loop into SIMD fused multiply-adds, compares and selects.
     """
-    n_points, n_channels = points.shape
-    n_centres = centres.shape[0]
-    expanded = np.empty((n_centres, 4), dtype=np.float32)
-    if n_channels == 3:
-        for c in range(n_centres):
-            norm = np.float32(0.0)
-            for j in range(3):
-                expanded[c, j] = np.float32(-2.0) * centres[c, j]
-                norm += centres[c, j] * centres[c, j]
-            expanded[c, 3] = norm
+    n_points = points.shape[0]
+    n_channels = points.shape[1]
+    expanded = _expanded_centres(centres)
     task_size = ASSIGN_TILE * ASSIGN_TILES_PER_TASK
     n_tasks = (n_points + task_size - 1) // task_size
     for task in prange(n_tasks):
-        # Tiles are always full length (padded with zeros) so the inner loops have a
-        # constant trip count; only the first m entries are written back.
         columns = np.zeros((n_channels, ASSIGN_TILE), dtype=np.float32)
         best_dist = np.empty(ASSIGN_TILE, dtype=np.float32)
         best_label = np.empty(ASSIGN_TILE, dtype=np.int32)
         dist = np.empty(ASSIGN_TILE, dtype=np.float32)
-        own_norm = np.empty(ASSIGN_TILE, dtype=np.float32)
         task_end = min((task + 1) * task_size, n_points)
         for start in range(task * task_size, task_end, ASSIGN_TILE):
             m = min(ASSIGN_TILE, task_end - start)
+            _nearest_in_tile(points, start, m, centres, expanded, columns, dist, best_dist, best_label)
             for i in range(m):
+                labels[start + i] = best_label[i]
+                min_dist[start + i] = best_dist[i]
+
+
+@njit(cache=True, parallel=True)
+def lloyd_step(points, weights, centres, labels, min_dist, sums, counts):
+    """One Lloyd iteration: assign every point, then sum the clusters (one pass).
+
+    points   IN     (n, d) uint8
+    weights  IN     (n,) int64 or float64
+    centres  IN     (k, d) float32
+    labels   IN/OUT (n,) int32: previous labels in, nearest centre out (as assign_labels)
+    min_dist OUT    (n,) float32: squared distance to that centre
+    sums     OUT    (k, d), dtype of weights: sum of weight * point per new cluster
+    counts   OUT    (k,), dtype of weights: sum of weight per new cluster
+    returns  number of points whose label changed
+
+    Each task of ASSIGN_TILE * ASSIGN_TILES_PER_TASK points (a fixed, data-sized block)
+    keeps private partial sums, merged serially in task order: the same bits for any
+    number of threads.
+    """
+    n_points, n_channels = points.shape
+    n_centres = centres.shape[0]
+    expanded = _expanded_centres(centres)
+    task_size = ASSIGN_TILE * ASSIGN_TILES_PER_TASK
+    n_tasks = max(1, (n_points + task_size - 1) // task_size)
+    partial_sums = np.zeros((n_tasks, n_centres, n_channels), dtype=sums.dtype)
+    partial_counts = np.zeros((n_tasks, n_centres), dtype=counts.dtype)
+    partial_changed = np.zeros(n_tasks, dtype=np.int64)
+    for task in prange(n_tasks):
+        columns = np.zeros((n_channels, ASSIGN_TILE), dtype=np.float32)
+        best_dist = np.empty(ASSIGN_TILE, dtype=np.float32)
+        best_label = np.empty(ASSIGN_TILE, dtype=np.int32)
+        dist = np.empty(ASSIGN_TILE, dtype=np.float32)
+        task_sums = partial_sums[task]
+        task_counts = partial_counts[task]
+        changed = 0
+        task_end = min((task + 1) * task_size, n_points)
+        for start in range(task * task_size, task_end, ASSIGN_TILE):
+            m = min(ASSIGN_TILE, task_end - start)
+            _nearest_in_tile(points, start, m, centres, expanded, columns, dist, best_dist, best_label)
+            for i in range(m):
+                label = best_label[i]
+                if labels[start + i] != label:
+                    changed += 1
+                labels[start + i] = label
+                min_dist[start + i] = best_dist[i]
+                w = weights[start + i]
+                task_counts[label] += w
                 for j in range(n_channels):
-                    columns[j, i] = np.float32(points[start + i, j])
-            best_dist[:] = np.inf
-            best_label[:] = 0
-            if n_channels == 3:
-                _nearest_in_tile_rgb(columns[0], columns[1], columns[2], expanded, best_dist, best_label)
-                for i in range(m):
-                    own_norm[i] = columns[0, i] * columns[0, i] + columns[1, i] * columns[1, i] + columns[2, i] * columns[2, i]
-                for i in range(m):
-                    labels[start + i] = best_label[i]
-                    # Clamp: rounding can push |c|^2 - 2x.c + |x|^2 a hair below zero.
-                    min_dist[start + i] = max(best_dist[i] + own_norm[i], np.float32(0.0))
-            else:
-                _nearest_in_tile_any(columns, centres, dist, best_dist, best_label)
-                for i in range(m):
-                    labels[start + i] = best_label[i]
-                    min_dist[start + i] = best_dist[i]
+                    task_sums[label, j] += w * points[start + i, j]
+        partial_changed[task] = changed
+    sums[:] = 0
+    counts[:] = 0
+    n_changed = 0
+    for task in range(n_tasks):
+        n_changed += partial_changed[task]
+        for c in range(n_centres):
+            counts[c] += partial_counts[task, c]
+            for j in range(n_channels):
+                sums[c, j] += partial_sums[task, c, j]
+    return n_changed
 
 
 @njit(cache=True, parallel=True)
@@ -560,6 +635,7 @@ def squared_error(points, weights, palette, labels):
 
 PUBLIC_KERNELS = (
     assign_labels,
+    lloyd_step,
     cluster_sums,
     kmeans_plusplus,
     colour_histogram,

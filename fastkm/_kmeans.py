@@ -100,19 +100,17 @@ def lloyd(points, weights, centres, *, max_iter, tol_abs):
     n_clusters = centres.shape[0]
     centres = centres.astype(np.float64, copy=True)
     labels = np.full(n_points, -1, dtype=np.int32)
-    new_labels = np.empty(n_points, dtype=np.int32)
     min_dist = np.empty(n_points, dtype=np.float32)
     sums = np.empty((n_clusters, n_channels), dtype=weights.dtype)
     counts = np.empty(n_clusters, dtype=weights.dtype)
     n_iter = 0
     labels_stable = False
     for n_iter in range(1, max_iter + 1):
-        _kernels.assign_labels(points, centres.astype(np.float32), new_labels, min_dist)
-        if np.array_equal(new_labels, labels):
+        n_changed = _kernels.lloyd_step(points, weights, centres.astype(np.float32), labels, min_dist, sums, counts)
+        if n_changed == 0:
+            # Same labels as the step that produced these centres: a fixed point.
             labels_stable = True
             break
-        labels, new_labels = new_labels, labels
-        _kernels.cluster_sums(points, weights, labels, n_clusters, sums, counts)
         _relocate_empty(points, weights, labels, min_dist, sums, counts)
         filled = counts > 0
         new_centres = centres.copy()
@@ -188,18 +186,46 @@ def best_of_inits(points, weights, n_clusters, rng, *, n_init, max_iter, tol_abs
     return best
 
 
+# Random swaps (Franti & Kivijarvi's random-swap clustering): move one centre to a
+# random colour, run a few Lloyd iterations, keep the move if the inertia drops.  Lloyd
+# alone stops in the first local minimum: on the 12 MP bus photo at k=16, the best of 4
+# k-means++ starts ends 0-5 % above scikit-learn's run depending on the seed; 30 swaps
+# of 2 iterations on the 262k-pixel sample bring seeds 0-3 within 0.7 % of it, and
+# the worst Kodak photo from 1.022 to 1.013 times scikit-learn's MSE.  Swaps on a
+# smaller sample were cheaper but transferred worse to the full image.
+N_SWAPS = 30
+SWAP_ITER = 2
+SWAP_SAMPLE = 1 << 18
+
+
+def random_swaps(points, weights, run, rng, *, n_swaps, swap_iter, tol_abs):
+    """Improve a converged Lloyd run by accepted random swaps; returns the best run."""
+    cumulative = np.cumsum(weights.astype(np.float64))
+    for _ in range(n_swaps):
+        centres = run.centres.copy()
+        moved = rng.integers(centres.shape[0])
+        # A colour drawn with probability proportional to its pixel count.
+        drawn = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
+        centres[moved] = points[min(drawn, points.shape[0] - 1)]
+        candidate = lloyd(points, weights, centres, max_iter=swap_iter, tol_abs=tol_abs)
+        if candidate.inertia < run.inertia:
+            run = candidate
+    return run
+
+
 def fit_palette(pixels, n_colors, rng, *, sample_size, n_init, max_iter, tol):
     """Fit a palette of n_colors to pixels (n, d) uint8 and label every distinct colour.
 
     1. Histogram of distinct colours: k-means on the colours weighted by their pixel
        counts has exactly the objective of k-means on all pixels, at a fraction of the
        points.
-    2. When the image has more pixels than ``sample_size``, the fit starts on the
-       histogram of a uniform random sample of that many pixels (mini-batch): k-means++
-       and Lloyd ``n_init`` times, keeping the run of lowest inertia.  Several cheap
-       starts avoid most of the poor local minima a single start falls into.
-    3. Lloyd then refines on the full histogram until converged (or ``max_iter``), so the
-       result has the quality of exact k-means on every pixel.
+    2. The fit starts on the histogram of a random sample of SWAP_SAMPLE pixels:
+       k-means++ and Lloyd ``n_init`` times (the best start kept), then N_SWAPS random
+       swaps to leave poor local minima.
+    3. Lloyd continues on the histogram of a uniform random sample of ``sample_size``
+       pixels (mini-batch; the first sample is part of it), then on the full histogram
+       until converged (or ``max_iter``), so the result has the quality of exact
+       k-means on every pixel.
     4. Centres are rounded to uint8, and every distinct colour gets its nearest palette
        entry (exact integer distances, lowest index on ties).
     """
@@ -215,18 +241,33 @@ def fit_palette(pixels, n_colors, rng, *, sample_size, n_init, max_iter, tol):
     sampled = sample_size is not None and n_pixels > sample_size
     if sampled:
         sample = pixels[rng.integers(0, n_pixels, size=sample_size)]
-        fit_colours, fit_counts = distinct_colours(sample)
+        sample_colours, sample_counts = distinct_colours(sample)
         # A sample poorer in colours than the palette cannot seed it.
-        sampled = fit_colours.shape[0] > n_colors
+        sampled = sample_colours.shape[0] > n_colors
     if not sampled:
-        fit_colours, fit_counts = colours, counts
-    with threads_for(fit_colours.shape[0]):
+        sample, sample_colours, sample_counts = pixels, colours, counts
+    # Starts and swaps on a small nested sample, then Lloyd on the sample, then on all.
+    if sample.shape[0] > SWAP_SAMPLE:
+        seed_colours, seed_counts = distinct_colours(np.ascontiguousarray(sample[:SWAP_SAMPLE]))
+        if seed_colours.shape[0] <= n_colors:
+            seed_colours, seed_counts = sample_colours, sample_counts
+    else:
+        seed_colours, seed_counts = sample_colours, sample_counts
+    with threads_for(seed_colours.shape[0]):
         fitted = best_of_inits(
-            fit_colours, fit_counts, n_colors, rng, n_init=n_init, max_iter=max_iter, tol_abs=tol_abs
+            seed_colours, seed_counts, n_colors, rng, n_init=n_init, max_iter=max_iter, tol_abs=tol_abs
+        )
+        fitted = random_swaps(
+            seed_colours, seed_counts, fitted, rng, n_swaps=N_SWAPS, swap_iter=SWAP_ITER, tol_abs=tol_abs
         )
     n_iter = fitted.n_iter
-    if sampled:
-        fitted = lloyd(colours, counts, fitted.centres, max_iter=max_iter, tol_abs=tol_abs)
+    previous = seed_colours
+    for stage_colours, stage_counts in ((sample_colours, sample_counts), (colours, counts)):
+        if stage_colours is previous:
+            continue
+        previous = stage_colours
+        with threads_for(stage_colours.shape[0]):
+            fitted = lloyd(stage_colours, stage_counts, fitted.centres, max_iter=max_iter, tol_abs=tol_abs)
         n_iter += fitted.n_iter
 
     palette = round_palette(fitted.centres)

@@ -71,9 +71,9 @@ def _check_output(input_path, output_path, force):
 
 
 def _quantize_file(input_path, n_colors, seed, sample_size):
+    image = read_image(input_path)
     if not _kernels.kernels_cached():
         typer.echo("Compiling fastkm's kernels (first run only; they are cached for next time)...", err=True)
-    image = read_image(input_path)
     start = time.perf_counter()
     result = quantize(image, n_colors, seed=seed, sample_size=sample_size)
     return image, result, time.perf_counter() - start

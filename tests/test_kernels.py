@@ -194,3 +194,30 @@ def test_fill_label_table_matches_fancy_indexing(n_channels):
         keys = keys * 256 + colours[:, j]
     expected[keys] = labels
     np.testing.assert_array_equal(table, expected)
+
+
+@pytest.mark.parametrize("n_channels", [1, 3, 4])
+@pytest.mark.parametrize("weights_dtype", [np.int64, np.float64])
+def test_lloyd_step_matches_assign_then_sums(n_channels, weights_dtype):
+    rng = np.random.default_rng(n_channels)
+    n_points = 3 * _kernels.ASSIGN_TILE * _kernels.ASSIGN_TILES_PER_TASK + 17
+    points = random_points(rng, n_points, n_channels, n_values=8) * np.uint8(30)
+    weights = rng.integers(1, 100, size=n_points).astype(weights_dtype)
+    centres = random_points(rng, 12, n_channels, n_values=8) * np.uint8(30)
+    previous = rng.integers(0, 12, size=n_points).astype(np.int32)
+    labels = previous.copy()
+    min_dist = np.empty(n_points, np.float32)
+    sums = np.empty((12, n_channels), weights_dtype)
+    counts = np.empty(12, weights_dtype)
+    n_changed = _kernels.lloyd_step(points, weights, centres.astype(np.float32), labels, min_dist, sums, counts)
+    expected_labels, expected_dist = reference.assign_labels(points, centres)
+    expected_sums, expected_counts = reference.cluster_sums(points, weights, expected_labels, 12)
+    np.testing.assert_array_equal(labels, expected_labels)
+    np.testing.assert_array_equal(min_dist, expected_dist)
+    assert n_changed == np.count_nonzero(previous != expected_labels)
+    if weights_dtype is np.int64:
+        np.testing.assert_array_equal(sums, expected_sums)
+        np.testing.assert_array_equal(counts, expected_counts)
+    else:
+        np.testing.assert_allclose(sums, expected_sums, rtol=1e-12)
+        np.testing.assert_allclose(counts, expected_counts, rtol=1e-12)
