@@ -138,6 +138,42 @@ def _nearest_in_tile(points, start, m, centres, expanded, columns, dist, best_di
         _nearest_in_tile_any(columns, centres, dist, best_dist, best_label)
 
 
+@njit(cache=True)
+def _nearest_in_column_tile(columns, start, centres, expanded, dist, best_dist, best_label):
+    """Nearest centre of the ASSIGN_TILE points starting at ``start`` of float32 columns.
+
+    columns (d, n_padded) float32, n_padded a multiple of ASSIGN_TILE: no conversion or
+    transposition per call, the tile is a view.  best_dist holds true squared distances.
+    """
+    stop = start + ASSIGN_TILE
+    best_dist[:] = np.inf
+    best_label[:] = 0
+    if columns.shape[0] == 3:
+        x0 = columns[0, start:stop]
+        x1 = columns[1, start:stop]
+        x2 = columns[2, start:stop]
+        _nearest_in_tile_rgb(x0, x1, x2, expanded, best_dist, best_label)
+        for i in range(ASSIGN_TILE):
+            own_norm = x0[i] * x0[i] + x1[i] * x1[i] + x2[i] * x2[i]
+            best_dist[i] = max(best_dist[i] + own_norm, np.float32(0.0))
+    else:
+        _nearest_in_tile_any(columns[:, start:stop], centres, dist, best_dist, best_label)
+
+
+@njit(cache=True, parallel=True)
+def point_columns(points):
+    """points (n, d) uint8 as float32 columns (d, n_padded), zero-padded to whole tiles."""
+    n_points, n_channels = points.shape
+    n_padded = max(1, (n_points + ASSIGN_TILE - 1) // ASSIGN_TILE) * ASSIGN_TILE
+    columns = np.zeros((n_channels, n_padded), dtype=np.float32)
+    n_blocks = (n_points + PIXEL_BLOCK - 1) // PIXEL_BLOCK
+    for block in prange(n_blocks):
+        for i in range(block * PIXEL_BLOCK, min((block + 1) * PIXEL_BLOCK, n_points)):
+            for j in range(n_channels):
+                columns[j, i] = np.float32(points[i, j])
+    return columns
+
+
 @njit(cache=True, parallel=True)
 def assign_labels(points, centres, labels, min_dist):
     """Nearest centre of every point.
@@ -174,9 +210,10 @@ def assign_labels(points, centres, labels, min_dist):
 
 
 @njit(cache=True, parallel=True)
-def lloyd_step(points, weights, centres, labels, min_dist, sums, counts):
+def lloyd_step(columns, points, weights, centres, labels, min_dist, sums, counts):
     """One Lloyd iteration: assign every point, then sum the clusters (one pass).
 
+    columns  IN     (d, n_padded) float32: point_columns(points), made once per data set
     points   IN     (n, d) uint8
     weights  IN     (n,) int64 or float64
     centres  IN     (k, d) float32
@@ -199,7 +236,6 @@ def lloyd_step(points, weights, centres, labels, min_dist, sums, counts):
     partial_counts = np.zeros((n_tasks, n_centres), dtype=counts.dtype)
     partial_changed = np.zeros(n_tasks, dtype=np.int64)
     for task in prange(n_tasks):
-        columns = np.zeros((n_channels, ASSIGN_TILE), dtype=np.float32)
         best_dist = np.empty(ASSIGN_TILE, dtype=np.float32)
         best_label = np.empty(ASSIGN_TILE, dtype=np.int32)
         dist = np.empty(ASSIGN_TILE, dtype=np.float32)
@@ -209,7 +245,7 @@ def lloyd_step(points, weights, centres, labels, min_dist, sums, counts):
         task_end = min((task + 1) * task_size, n_points)
         for start in range(task * task_size, task_end, ASSIGN_TILE):
             m = min(ASSIGN_TILE, task_end - start)
-            _nearest_in_tile(points, start, m, centres, expanded, columns, dist, best_dist, best_label)
+            _nearest_in_column_tile(columns, start, centres, expanded, dist, best_dist, best_label)
             for i in range(m):
                 label = best_label[i]
                 if labels[start + i] != label:
@@ -635,6 +671,7 @@ def squared_error(points, weights, palette, labels):
 
 PUBLIC_KERNELS = (
     assign_labels,
+    point_columns,
     lloyd_step,
     cluster_sums,
     kmeans_plusplus,

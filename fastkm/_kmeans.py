@@ -88,14 +88,17 @@ def _relocate_empty(points, weights, labels, min_dist, sums, counts):
         counts[cluster] = weights[point]
 
 
-def lloyd(points, weights, centres, *, max_iter, tol_abs):
+def lloyd(points, weights, centres, *, max_iter, tol_abs, columns=None):
     """Lloyd iterations on weighted points from the given centres.
 
     points (n, d) uint8; weights (n,) int64 (exact sums) or float64; centres (k, d)
     float64.  Stops when the labels no longer change, when the summed squared centre
     shift is at most ``tol_abs``, or after ``max_iter`` iterations; a final assignment
-    makes the labels match the returned centres.
+    makes the labels match the returned centres.  ``columns`` may pass
+    ``_kernels.point_columns(points)`` when the same points are fitted repeatedly.
     """
+    if columns is None:
+        columns = _kernels.point_columns(points)
     n_points, n_channels = points.shape
     n_clusters = centres.shape[0]
     centres = centres.astype(np.float64, copy=True)
@@ -106,7 +109,9 @@ def lloyd(points, weights, centres, *, max_iter, tol_abs):
     n_iter = 0
     labels_stable = False
     for n_iter in range(1, max_iter + 1):
-        n_changed = _kernels.lloyd_step(points, weights, centres.astype(np.float32), labels, min_dist, sums, counts)
+        n_changed = _kernels.lloyd_step(
+            columns, points, weights, centres.astype(np.float32), labels, min_dist, sums, counts
+        )
         if n_changed == 0:
             # Same labels as the step that produced these centres: a fixed point.
             labels_stable = True
@@ -173,14 +178,15 @@ def best_of_inits(points, weights, n_clusters, rng, *, n_init, max_iter, tol_abs
     lowest inertia then continues to convergence or ``max_iter`` iterations in all.
     """
     probe_iter = min(PROBE_ITER, max_iter) if n_init > 1 else max_iter
+    columns = _kernels.point_columns(points)
     best = None
     for _ in range(n_init):
         centres = seed_centres(points, weights, n_clusters, rng)
-        run = lloyd(points, weights, centres, max_iter=probe_iter, tol_abs=tol_abs)
+        run = lloyd(points, weights, centres, max_iter=probe_iter, tol_abs=tol_abs, columns=columns)
         if best is None or run.inertia < best.inertia:
             best = run
     if best.n_iter == probe_iter and probe_iter < max_iter:
-        more = lloyd(points, weights, best.centres, max_iter=max_iter - probe_iter, tol_abs=tol_abs)
+        more = lloyd(points, weights, best.centres, max_iter=max_iter - probe_iter, tol_abs=tol_abs, columns=columns)
         more.n_iter += best.n_iter
         best = more
     return best
@@ -201,13 +207,14 @@ SWAP_SAMPLE = 1 << 18
 def random_swaps(points, weights, run, rng, *, n_swaps, swap_iter, tol_abs):
     """Improve a converged Lloyd run by accepted random swaps; returns the best run."""
     cumulative = np.cumsum(weights.astype(np.float64))
+    columns = _kernels.point_columns(points)
     for _ in range(n_swaps):
         centres = run.centres.copy()
         moved = rng.integers(centres.shape[0])
         # A colour drawn with probability proportional to its pixel count.
         drawn = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
         centres[moved] = points[min(drawn, points.shape[0] - 1)]
-        candidate = lloyd(points, weights, centres, max_iter=swap_iter, tol_abs=tol_abs)
+        candidate = lloyd(points, weights, centres, max_iter=swap_iter, tol_abs=tol_abs, columns=columns)
         if candidate.inertia < run.inertia:
             run = candidate
     return run

@@ -209,7 +209,12 @@ def test_lloyd_step_matches_assign_then_sums(n_channels, weights_dtype):
     min_dist = np.empty(n_points, np.float32)
     sums = np.empty((12, n_channels), weights_dtype)
     counts = np.empty(12, weights_dtype)
-    n_changed = _kernels.lloyd_step(points, weights, centres.astype(np.float32), labels, min_dist, sums, counts)
+    columns = _kernels.point_columns(points)
+    assert columns.shape[1] % _kernels.ASSIGN_TILE == 0
+    np.testing.assert_array_equal(columns[:, :n_points], points.T)
+    n_changed = _kernels.lloyd_step(
+        columns, points, weights, centres.astype(np.float32), labels, min_dist, sums, counts
+    )
     expected_labels, expected_dist = reference.assign_labels(points, centres)
     expected_sums, expected_counts = reference.cluster_sums(points, weights, expected_labels, 12)
     np.testing.assert_array_equal(labels, expected_labels)
