@@ -88,7 +88,7 @@ def _relocate_empty(points, weights, labels, min_dist, sums, counts):
         counts[cluster] = weights[point]
 
 
-def lloyd(points, weights, centres, *, max_iter, tol_abs, columns=None):
+def lloyd(points, weights, centres, *, max_iter, tol_abs, columns=None, final_assign=True):
     """Lloyd iterations on weighted points from the given centres.
 
     points (n, d) uint8; weights (n,) int64 (exact sums) or float64; centres (k, d)
@@ -96,6 +96,10 @@ def lloyd(points, weights, centres, *, max_iter, tol_abs, columns=None):
     shift is at most ``tol_abs``, or after ``max_iter`` iterations; a final assignment
     makes the labels match the returned centres.  ``columns`` may pass
     ``_kernels.point_columns(points)`` when the same points are fitted repeatedly.
+
+    With ``final_assign=False`` (for runs that are only compared and continued), the
+    final assignment is skipped: labels and inertia then belong to the centres before
+    the last update, and the inertia is an upper bound of the returned centres' one.
     """
     if columns is None:
         columns = _kernels.point_columns(points)
@@ -124,7 +128,7 @@ def lloyd(points, weights, centres, *, max_iter, tol_abs, columns=None):
         centres = new_centres
         if shift <= tol_abs:
             break
-    if not labels_stable:
+    if not labels_stable and final_assign:
         _kernels.assign_labels(points, centres.astype(np.float32), labels, min_dist)
     inertia = float(weights.astype(np.float64) @ min_dist.astype(np.float64))
     return LloydResult(centres, labels, min_dist, inertia, n_iter)
@@ -177,19 +181,23 @@ def best_of_inits(points, weights, n_clusters, rng, *, n_init, max_iter, tol_abs
     Every start runs PROBE_ITER iterations (fewer if it converges); the one with the
     lowest inertia then continues to convergence or ``max_iter`` iterations in all.
     """
-    probe_iter = min(PROBE_ITER, max_iter) if n_init > 1 else max_iter
     columns = _kernels.point_columns(points)
+    if n_init == 1:
+        centres = seed_centres(points, weights, n_clusters, rng)
+        return lloyd(points, weights, centres, max_iter=max_iter, tol_abs=tol_abs, columns=columns)
+    probe_iter = min(PROBE_ITER, max_iter)
     best = None
     for _ in range(n_init):
         centres = seed_centres(points, weights, n_clusters, rng)
-        run = lloyd(points, weights, centres, max_iter=probe_iter, tol_abs=tol_abs, columns=columns)
+        run = lloyd(
+            points, weights, centres, max_iter=probe_iter, tol_abs=tol_abs, columns=columns, final_assign=False
+        )
         if best is None or run.inertia < best.inertia:
             best = run
-    if best.n_iter == probe_iter and probe_iter < max_iter:
-        more = lloyd(points, weights, best.centres, max_iter=max_iter - probe_iter, tol_abs=tol_abs, columns=columns)
-        more.n_iter += best.n_iter
-        best = more
-    return best
+    # Continue the best start; this also makes its labels and inertia match its centres.
+    more = lloyd(points, weights, best.centres, max_iter=max(1, max_iter - probe_iter), tol_abs=tol_abs, columns=columns)
+    more.n_iter += best.n_iter
+    return more
 
 
 # Random swaps (Franti & Kivijarvi's random-swap clustering): move one centre to a
