@@ -157,7 +157,9 @@ def write_quantized(path, palette, labels, *, optimize=False):
         options = {}
         if file_format == "PNG":
             # Pillow picks the bit depth (1, 2, 4 or 8) from the palette length.
-            options = {"optimize": True} if optimize else {"compress_level": 6}
+            # Level 3: measured on a 12 MP photo, half the time of zlib's default level 6 for
+            # files 4-10 % larger; --optimize (level 9 and Pillow's optimizer) for the smallest.
+            options = {"optimize": True} if optimize else {"compress_level": 3}
         _atomic_save(path, lambda temporary: image.save(temporary, format=file_format, **options))
     else:
         quantized = palette[labels]
