@@ -20,7 +20,7 @@ from numba import njit, prange
 ASSIGN_TILE = 256
 # Tiles handled by one parallel task (one scratch allocation per task).
 ASSIGN_TILES_PER_TASK = 64
-# Points per block of partial sums; fixed, so the summation order never depends on threads.
+# Points per block of the squared-error sum; fixed, so the order never depends on threads.
 SUM_BLOCK = 32768
 # Points per block of the k-means++ potential: a weighted draw skips whole blocks by
 # their totals and scans one block point by point, so blocks are kept small.
@@ -267,42 +267,6 @@ def lloyd_step(columns, points, weights, centres, labels, min_dist, sums, counts
             for j in range(n_channels):
                 sums[c, j] += partial_sums[task, c, j]
     return n_changed
-
-
-@njit(cache=True, parallel=True)
-def cluster_sums(points, weights, labels, n_clusters, sums, counts):
-    """Weighted per-cluster sums and total weights.
-
-    points     IN  (n, d) uint8
-    weights    IN  (n,) int64 or float64
-    labels     IN  (n,) integer, values in [0, n_clusters)
-    sums       OUT (n_clusters, d), dtype of weights: sum of weight * point per cluster
-    counts     OUT (n_clusters,), dtype of weights: sum of weight per cluster
-
-    Blocks of SUM_BLOCK points write private partial sums; these are merged serially in
-    block order.  With int64 weights the sums are exact; with float64 weights they are
-    bit-identical for any number of threads.
-    """
-    n_points, n_channels = points.shape
-    n_blocks = max(1, (n_points + SUM_BLOCK - 1) // SUM_BLOCK)
-    partial_sums = np.zeros((n_blocks, n_clusters, n_channels), dtype=sums.dtype)
-    partial_counts = np.zeros((n_blocks, n_clusters), dtype=counts.dtype)
-    for block in prange(n_blocks):
-        block_sums = partial_sums[block]
-        block_counts = partial_counts[block]
-        for i in range(block * SUM_BLOCK, min((block + 1) * SUM_BLOCK, n_points)):
-            label = labels[i]
-            w = weights[i]
-            block_counts[label] += w
-            for j in range(n_channels):
-                block_sums[label, j] += w * points[i, j]
-    sums[:] = 0
-    counts[:] = 0
-    for block in range(n_blocks):
-        for c in range(n_clusters):
-            counts[c] += partial_counts[block, c]
-            for j in range(n_channels):
-                sums[c, j] += partial_sums[block, c, j]
 
 
 @njit(cache=True)
@@ -669,11 +633,11 @@ def squared_error(points, weights, palette, labels):
     return total
 
 
-PUBLIC_KERNELS = (
+# The kernels one quantize() call runs (all of them, whatever the image).
+QUANTIZE_KERNELS = (
     assign_labels,
     point_columns,
     lloyd_step,
-    cluster_sums,
     kmeans_plusplus,
     colour_histogram,
     fill_label_table,
@@ -683,13 +647,13 @@ PUBLIC_KERNELS = (
 
 
 def kernels_cached():
-    """True when every public kernel has a fresh entry in numba's on-disk cache.
+    """True when every kernel quantize() runs has a fresh entry in numba's on-disk cache.
 
     Used only to tell the user that the first run compiles; a wrong answer costs a
     message, never a result.  Reads numba's cache index (a private API), so any
     surprise there counts as cached: better no message than a false one.
     """
     try:
-        return all(kernel._cache._cache_file._load_index() for kernel in PUBLIC_KERNELS)
+        return all(kernel._cache._cache_file._load_index() for kernel in QUANTIZE_KERNELS)
     except Exception:
         return True

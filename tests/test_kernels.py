@@ -54,29 +54,6 @@ def test_assign_labels_writes_any_integer_dtype(labels_dtype):
     np.testing.assert_array_equal(labels, reference.assign_labels(points, palette)[0])
 
 
-@pytest.mark.parametrize("weights_dtype", [np.int64, np.float64])
-@pytest.mark.parametrize("n_points", [1, 1000, 3 * _kernels.SUM_BLOCK + 5])
-def test_cluster_sums_match_reference(weights_dtype, n_points):
-    rng = np.random.default_rng(n_points)
-    n_clusters = 9
-    points = random_points(rng, n_points, 3)
-    labels = rng.integers(0, n_clusters, size=n_points).astype(np.int32)
-    if weights_dtype is np.int64:
-        weights = rng.integers(0, 1000, size=n_points).astype(np.int64)
-    else:
-        weights = rng.uniform(0, 2, size=n_points)
-    sums = np.empty((n_clusters, 3), dtype=weights_dtype)
-    counts = np.empty(n_clusters, dtype=weights_dtype)
-    _kernels.cluster_sums(points, weights, labels, n_clusters, sums, counts)
-    expected_sums, expected_counts = reference.cluster_sums(points, weights, labels, n_clusters)
-    if weights_dtype is np.int64:
-        np.testing.assert_array_equal(sums, expected_sums)  # exact
-        np.testing.assert_array_equal(counts, expected_counts)
-    else:
-        np.testing.assert_allclose(sums, expected_sums, rtol=1e-12)
-        np.testing.assert_allclose(counts, expected_counts, rtol=1e-12)
-
-
 @pytest.mark.parametrize("n_points,n_centres", [(50, 5), (5000, 16), (2 * _kernels.SEED_BLOCK + 3, 12)])
 def test_kmeans_plusplus_matches_reference(n_points, n_centres):
     rng = np.random.default_rng(n_centres)
@@ -161,11 +138,16 @@ def _run_all_kernels(seed):
     labels = np.empty(len(colours), np.int32)
     min_dist = np.empty(len(colours), np.float32)
     _kernels.assign_labels(colours, centres, labels, min_dist)
+    # Float weights: the partial sums must still merge in the same order.
+    step_labels = np.zeros(len(colours), np.int32)
+    step_dist = np.empty(len(colours), np.float32)
     sums = np.empty((16, 3), np.float64)
     weights = counts.astype(np.float64) * 0.1
     totals = np.empty(16, np.float64)
-    _kernels.cluster_sums(colours, weights, labels, 16, sums, totals)
-    return colours, counts, chosen, labels, min_dist, sums, totals
+    changed = _kernels.lloyd_step(
+        _kernels.point_columns(colours), colours, weights, centres, step_labels, step_dist, sums, totals
+    )
+    return colours, counts, chosen, labels, min_dist, step_labels, step_dist, sums, totals, np.array(changed)
 
 
 def test_kernels_give_identical_results_for_1_and_2_threads():
@@ -196,11 +178,11 @@ def test_fill_label_table_matches_fancy_indexing(n_channels):
     np.testing.assert_array_equal(table, expected)
 
 
+@pytest.mark.parametrize("n_points", [1, 3 * _kernels.ASSIGN_TILE * _kernels.ASSIGN_TILES_PER_TASK + 17])
 @pytest.mark.parametrize("n_channels", [1, 3, 4])
 @pytest.mark.parametrize("weights_dtype", [np.int64, np.float64])
-def test_lloyd_step_matches_assign_then_sums(n_channels, weights_dtype):
+def test_lloyd_step_matches_reference_assign_and_sums(n_points, n_channels, weights_dtype):
     rng = np.random.default_rng(n_channels)
-    n_points = 3 * _kernels.ASSIGN_TILE * _kernels.ASSIGN_TILES_PER_TASK + 17
     points = random_points(rng, n_points, n_channels, n_values=8) * np.uint8(30)
     weights = rng.integers(1, 100, size=n_points).astype(weights_dtype)
     centres = random_points(rng, 12, n_channels, n_values=8) * np.uint8(30)
