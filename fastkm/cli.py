@@ -14,7 +14,16 @@ import typer
 from . import __version__, _kernels
 from .api import DEFAULT_SAMPLE_SIZE, MAX_COLORS, FastkmError, quantize
 from .figure import side_by_side
-from .io import MAX_INDEXED_COLORS, ImageReadError, ImageWriteError, output_kind, read_image, write_image, write_quantized
+from .io import (
+    DEFAULT_MAX_PIXELS,
+    MAX_INDEXED_COLORS,
+    ImageReadError,
+    ImageWriteError,
+    output_kind,
+    read_image,
+    write_image,
+    write_quantized,
+)
 
 app = typer.Typer(
     add_completion=False,
@@ -70,8 +79,8 @@ def _check_output(input_path, output_path, force):
         _fail(f"{output_path}: already exists; use --force to replace it")
 
 
-def _quantize_file(input_path, n_colors, seed, sample_size):
-    image = read_image(input_path)
+def _quantize_file(input_path, n_colors, seed, sample_size, max_pixels):
+    image = read_image(input_path, max_pixels=max_pixels)
     if not _kernels.kernels_cached():
         typer.echo("Compiling fastkm's kernels (first run only; they are cached for next time)...", err=True)
     start = time.perf_counter()
@@ -95,6 +104,9 @@ def _run(body):
 
 N_COLORS_OPTION = typer.Option(16, "-k", "--colors", min=1, max=MAX_COLORS, help="Number of colours in the palette.")
 SEED_OPTION = typer.Option(0, "--seed", help="Random seed: the same seed gives the same output.")
+MAX_PIXELS_OPTION = typer.Option(
+    DEFAULT_MAX_PIXELS, "--max-pixels", min=1, help="Refuse images with more pixels than this (decompression bombs)."
+)
 SAMPLE_OPTION = typer.Option(
     DEFAULT_SAMPLE_SIZE, "--sample-size", min=1, help="Pixels sampled to seed the fit before the exact refinement."
 )
@@ -111,6 +123,7 @@ def quantize_command(
     sample_size: int = SAMPLE_OPTION,
     force: bool = typer.Option(False, "--force", "-f", help="Replace an existing output file (never the input)."),
     optimize: bool = typer.Option(False, "--optimize", help="Spend more time on PNG compression for a smaller file."),
+    max_pixels: int = MAX_PIXELS_OPTION,
 ):
     """Reduce INPUT to N colours and write it (an indexed PNG by default)."""
     output_path = output if output is not None else input_path.with_name(f"{input_path.stem}-k{n_colors}.png")
@@ -123,7 +136,7 @@ def quantize_command(
                 param_hint="'-k'",
             )
         _check_output(input_path, output_path, force)
-        image, result, seconds = _quantize_file(input_path, n_colors, seed, sample_size)
+        image, result, seconds = _quantize_file(input_path, n_colors, seed, sample_size, max_pixels)
         write_quantized(output_path, result.palette, result.labels, optimize=optimize)
         height, width = result.labels.shape
         note = ""
@@ -147,12 +160,13 @@ def compare_command(
     sample_size: int = SAMPLE_OPTION,
     max_side: int = typer.Option(1024, "--max-side", min=16, help="Longest side of each panel, in pixels."),
     force: bool = typer.Option(False, "--force", "-f", help="Replace an existing figure file (never the input)."),
+    max_pixels: int = MAX_PIXELS_OPTION,
 ):
     """Write a figure: INPUT and its N-colour version side by side, with captions."""
 
     def body():
         _check_output(input_path, output, force)
-        image, result, seconds = _quantize_file(input_path, n_colors, seed, sample_size)
+        image, result, seconds = _quantize_file(input_path, n_colors, seed, sample_size, max_pixels)
         height, width = result.labels.shape
         captions = (
             f"original ({width}x{height}, {result.n_distinct:,} colours)",

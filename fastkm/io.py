@@ -19,6 +19,10 @@ INDEXED_SUFFIXES = {".png": "PNG", ".gif": "GIF", ".bmp": "BMP", ".tif": "TIFF",
 # Formats written as full-colour images rebuilt from the palette.
 RGB_SUFFIXES = {".webp": "WEBP", ".jpg": "JPEG", ".jpeg": "JPEG"}
 MAX_INDEXED_COLORS = 256
+# Images above this many pixels are refused before decoding (decompression bombs: a
+# small file whose header claims a huge size).  200 MP decode to 600 MB of RGB; raise
+# the limit (max_pixels=, or --max-pixels on the command line) for larger trusted files.
+DEFAULT_MAX_PIXELS = 200_000_000
 # Pillow modes read as they are, converted to RGB, or to grey.
 _GREY_MODES = {"1", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
@@ -26,6 +30,10 @@ _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
 
 class ImageReadError(ValueError):
     """An input file could not be read as an image; the message says why."""
+
+
+class _TooLarge(Exception):
+    """Raised inside read_image when the header's size is over the limit."""
 
 
 class ImageWriteError(OSError):
@@ -44,13 +52,14 @@ def _to_uint8(array, path):
     raise ImageReadError(f"{path}: pixel type {array.dtype} is not supported; save it as 8- or 16-bit")
 
 
-def read_image(path):
+def read_image(path, *, max_pixels=DEFAULT_MAX_PIXELS):
     """Read an image file as (H, W, 3) RGB or (H, W) grey uint8.
 
     The first frame of a multi-frame file is used; the EXIF orientation is applied;
     palette, CMYK and other colour modes become RGB; 16-bit samples are rounded to 8 bits.
-    Raises ImageReadError with a one-line reason when the file is missing or not an
-    image this function can decode.
+    A file whose header gives more than ``max_pixels`` pixels is refused before any
+    pixel is decoded.  Raises ImageReadError with a one-line reason when the file is
+    missing, too large, or not an image this function can decode.
     """
     path = Path(path)
     if not path.exists():
@@ -59,8 +68,14 @@ def read_image(path):
         raise ImageReadError(f"{path}: is a folder, expected an image file")
     if path.stat().st_size == 0:
         raise ImageReadError(f"{path}: file is empty")
+    previous_limit = Image.MAX_IMAGE_PIXELS
     try:
+        # Our own limit replaces Pillow's (whose warning and error thresholds differ).
+        Image.MAX_IMAGE_PIXELS = None
         with iio.imopen(path, "r", plugin="pillow") as file:
+            shape = file.properties(index=0).shape
+            if len(shape) >= 2 and shape[0] * shape[1] > max_pixels:
+                raise _TooLarge(shape[1], shape[0])
             mode = file.metadata(index=0, exclude_applied=False).get("mode")
             if mode in _ALPHA_MODES or (mode == "P" and "transparency" in file.metadata(index=0)):
                 convert = "RGBA" if mode not in ("LA", "La") else "LA"
@@ -69,9 +84,17 @@ def read_image(path):
             else:
                 convert = "RGB"
             array = file.read(index=0, mode=convert, rotate=True)
+    except _TooLarge as error:
+        width, height = error.args
+        raise ImageReadError(
+            f"{path}: {width}x{height} = {width * height / 1e6:.0f} megapixels exceeds the limit of "
+            f"{max_pixels / 1e6:.0f} megapixels; raise it with --max-pixels if you trust the file"
+        ) from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ImageReadError(f"{path}: cannot decode as an image ({reason})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous_limit
     array = _to_uint8(np.asarray(array), path)
     if array.ndim == 3 and array.shape[2] in (2, 4):
         if np.all(array[..., -1] == 255):

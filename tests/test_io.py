@@ -140,3 +140,29 @@ def test_read_truncated_jpeg(tmp_path, sample_path):
 def test_read_folder_is_an_error(tmp_path):
     with pytest.raises(io.ImageReadError, match="is a folder"):
         io.read_image(tmp_path)
+
+
+def _png_claiming_size(path, width, height):
+    """A 1x1 PNG whose header is rewritten to claim width x height (CRC fixed)."""
+    import struct
+    import zlib
+
+    Image.new("RGB", (1, 1)).save(path)
+    data = bytearray(path.read_bytes())
+    # IHDR data starts at byte 16 (8 signature + 4 length + 4 type); CRC follows 13 bytes.
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])) & 0xFFFFFFFF)
+    path.write_bytes(bytes(data))
+
+
+def test_decompression_bomb_is_refused_before_decoding(tmp_path):
+    bomb = tmp_path / "bomb.png"
+    _png_claiming_size(bomb, 100000, 100000)
+    with pytest.raises(io.ImageReadError, match="100000x100000 = 10000 megapixels exceeds the limit of 200"):
+        io.read_image(bomb)
+    small = tmp_path / "small.png"
+    Image.new("RGB", (40, 30)).save(small)
+    with pytest.raises(io.ImageReadError, match="exceeds the limit"):
+        io.read_image(small, max_pixels=1000)
+    assert io.read_image(small, max_pixels=1200).shape == (30, 40, 3)
+    assert Image.MAX_IMAGE_PIXELS is not None  # Pillow's own limit restored

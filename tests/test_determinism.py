@@ -1,0 +1,56 @@
+"""The same input, k and seed give byte-identical files: any thread count, CLI or API."""
+
+import hashlib
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+RUN = """
+import hashlib, sys
+import fastkm
+from fastkm.io import read_image, write_quantized
+image = read_image(sys.argv[1])
+result = fastkm.quantize(image, int(sys.argv[2]), seed=int(sys.argv[3]))
+write_quantized(sys.argv[4], result.palette, result.labels)
+print(hashlib.sha256(open(sys.argv[4], "rb").read()).hexdigest())
+"""
+
+
+def _api_digest(tmp_path, image_path, n_colors, seed, threads):
+    output = tmp_path / f"api-{threads}.png"
+    env = dict(os.environ, NUMBA_NUM_THREADS=str(threads))
+    completed = subprocess.run(
+        [sys.executable, "-c", RUN, str(image_path), str(n_colors), str(seed), str(output)],
+        env=env, capture_output=True, text=True, check=True, cwd=ROOT,
+    )
+    return completed.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("n_colors", [16, 200])
+def test_identical_files_for_1_2_4_threads_and_the_cli(tmp_path, sample_path, n_colors):
+    image_path = sample_path("bus-3mp.jpg")
+    digests = {threads: _api_digest(tmp_path, image_path, n_colors, 7, threads) for threads in (1, 2, 4)}
+    assert len(set(digests.values())) == 1, digests
+    cli_output = tmp_path / "cli.png"
+    subprocess.run(
+        [sys.executable, "-m", "fastkm.cli", "quantize", str(image_path), "-o", str(cli_output),
+         "-k", str(n_colors), "--seed", "7"],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    )
+    assert hashlib.sha256(cli_output.read_bytes()).hexdigest() == digests[1]
+
+
+def test_repeated_runs_in_one_process_are_identical(sample_photo):
+    import fastkm
+
+    photo = sample_photo("kodim03.png")
+    first = fastkm.quantize(photo, 32, seed=11)
+    for _ in range(2):
+        again = fastkm.quantize(photo, 32, seed=11)
+        np.testing.assert_array_equal(again.palette, first.palette)
+        np.testing.assert_array_equal(again.labels, first.labels)
