@@ -579,6 +579,25 @@ def colour_histogram(pixels):
 
 
 @njit(cache=True, parallel=True)
+def gather_rows(pixels, indices):
+    """pixels[indices] for pixels (n, d) uint8 and indices (m,) int64: (m, d) uint8.
+
+    NumPy's fancy indexing of 3-byte rows runs at ~100 ns a row; this is the same
+    gather as a flat parallel loop.
+    """
+    n_rows = indices.shape[0]
+    n_channels = pixels.shape[1]
+    out = np.empty((n_rows, n_channels), dtype=np.uint8)
+    n_blocks = max(1, (n_rows + PIXEL_BLOCK - 1) // PIXEL_BLOCK)
+    for block in prange(n_blocks):
+        for i in range(block * PIXEL_BLOCK, min((block + 1) * PIXEL_BLOCK, n_rows)):
+            row = indices[i]
+            for j in range(n_channels):
+                out[i, j] = pixels[row, j]
+    return out
+
+
+@njit(cache=True, parallel=True)
 def fill_label_table(colours, labels, table):
     """table[packed colour of colours[i]] = labels[i]; other entries are left as they are.
 
@@ -640,6 +659,7 @@ QUANTIZE_KERNELS = (
     lloyd_step,
     kmeans_plusplus,
     colour_histogram,
+    gather_rows,
     fill_label_table,
     remap_through_table,
     squared_error,

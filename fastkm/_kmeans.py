@@ -255,7 +255,7 @@ def fit_palette(pixels, n_colors, rng, *, sample_size, n_init, max_iter, tol):
     tol_abs = tolerance(colours, counts, tol)
     sampled = sample_size is not None and n_pixels > sample_size
     if sampled:
-        sample = pixels[rng.integers(0, n_pixels, size=sample_size)]
+        sample = _kernels.gather_rows(pixels, rng.integers(0, n_pixels, size=sample_size))
         sample_colours, sample_counts = distinct_colours(sample)
         # A sample poorer in colours than the palette cannot seed it.
         sampled = sample_colours.shape[0] > n_colors

@@ -208,3 +208,11 @@ def test_lloyd_step_matches_reference_assign_and_sums(n_points, n_channels, weig
     else:
         np.testing.assert_allclose(sums, expected_sums, rtol=1e-12)
         np.testing.assert_allclose(counts, expected_counts, rtol=1e-12)
+
+
+@pytest.mark.parametrize("n_channels", [1, 3, 4])
+def test_gather_rows_matches_fancy_indexing(n_channels):
+    rng = np.random.default_rng(n_channels)
+    pixels = random_points(rng, 200000, n_channels)
+    indices = rng.integers(0, len(pixels), size=150000)
+    np.testing.assert_array_equal(_kernels.gather_rows(pixels, indices), pixels[indices])
