@@ -282,7 +282,10 @@ def fit_palette(pixels, n_colors, rng, *, sample_size, n_init, max_iter, tol):
             continue
         previous = stage_colours
         with threads_for(stage_colours.shape[0]):
-            fitted = lloyd(stage_colours, stage_counts, fitted.centres, max_iter=max_iter, tol_abs=tol_abs)
+            # Only the centres go on: the palette is reassigned after rounding below.
+            fitted = lloyd(
+                stage_colours, stage_counts, fitted.centres, max_iter=max_iter, tol_abs=tol_abs, final_assign=False
+            )
         n_iter += fitted.n_iter
 
     palette = round_palette(fitted.centres)
