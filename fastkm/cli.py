@@ -7,7 +7,7 @@ usage errors (bad options) exit with 2, as typer does.  ``--debug`` shows traceb
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -69,14 +69,18 @@ def _same_file(a, b):
         return False
 
 
+class Refused(Exception):
+    """A request the command declines (it would overwrite the input or an existing file)."""
+
+
 def _check_output(input_path, output_path, force):
     """Refuse outputs that would overwrite the input, or an existing file without --force."""
     if _same_file(input_path, output_path) or input_path.resolve() == output_path.resolve():
-        _fail(f"{output_path}: is the input file; choose another output name (the input is never overwritten)")
+        raise Refused(f"{output_path}: is the input file; choose another output name (the input is never overwritten)")
     if output_path.is_dir():
-        _fail(f"{output_path}: is a folder; give a file name such as {output_path / (input_path.stem + '.png')}")
+        raise Refused(f"{output_path}: is a folder; give a file name such as {output_path / (input_path.stem + '.png')}")
     if output_path.exists() and not force:
-        _fail(f"{output_path}: already exists; use --force to replace it")
+        raise Refused(f"{output_path}: already exists; use --force to replace it")
 
 
 def _quantize_file(input_path, n_colors, seed, sample_size, max_pixels):
@@ -88,11 +92,15 @@ def _quantize_file(input_path, n_colors, seed, sample_size, max_pixels):
     return image, result, time.perf_counter() - start
 
 
+# What one file can fail with; anything else is a bug and keeps its traceback.
+FAILURES = (FastkmError, ImageReadError, ImageWriteError, Refused)
+
+
 def _run(body):
     """Run a command body, turning library errors into one line and exit code 1."""
     try:
         body()
-    except (FastkmError, ImageReadError, ImageWriteError) as error:
+    except FAILURES as error:
         if _state["debug"]:
             raise
         _fail(str(error))
@@ -112,32 +120,143 @@ SAMPLE_OPTION = typer.Option(
 )
 
 
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif"}
+
+
+def _check_colours_fit(output_path, n_colors):
+    if output_kind(output_path) == "indexed" and n_colors > MAX_INDEXED_COLORS:
+        raise typer.BadParameter(
+            f"{n_colors} colours do not fit an indexed {output_path.suffix} file (at most {MAX_INDEXED_COLORS}); "
+            "use fewer colours or a .webp output",
+            param_hint="'-k'",
+        )
+
+
+def _quantize_to(input_path, output_path, options):
+    """Quantize one file and write it; returns the result and the seconds quantize took."""
+    _check_output(input_path, output_path, options["force"])
+    image, result, seconds = _quantize_file(
+        input_path, options["n_colors"], options["seed"], options["sample_size"], options["max_pixels"]
+    )
+    write_quantized(output_path, result.palette, result.labels, optimize=options["optimize"])
+    return result, seconds
+
+
+def _collect(inputs, recursive):
+    """Files to quantize as (path, folder it was found under or None), and skipped files."""
+    files, skipped = [], []
+    for path in inputs:
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            for found in sorted(path.glob(pattern)):
+                if not found.is_file() or found.name.startswith("."):
+                    continue
+                if found.suffix.lower() in IMAGE_SUFFIXES:
+                    files.append((found, path))
+                else:
+                    skipped.append(found)
+        else:
+            files.append((path, None))  # named explicitly: a bad file is a failure
+    return files, skipped
+
+
+def _batch(inputs, output_dir, options, recursive):
+    """Quantize many files: progress bar, one failure never stops the rest, summary table."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    files, skipped = _collect(inputs, recursive)
+    n_colors = options["n_colors"]
+    planned = {}
+    rows = []
+    n_failed = 0
+    err = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
+    ) as progress:
+        task = progress.add_task("quantizing", total=len(files))
+        for path, root in files:
+            shown = str(path.relative_to(root)) if root is not None else path.name
+            progress.update(task, description=f"quantizing {shown}")
+            if output_dir is None:
+                target = path.with_name(f"{path.stem}-k{n_colors}.png")
+            else:
+                relative = path.parent.relative_to(root) if root is not None else Path()
+                target = output_dir / relative / f"{path.stem}.png"
+            try:
+                if target in planned:
+                    raise Refused(f"{target}: also the output of {planned[target]}; rename one of the inputs")
+                planned[target] = path
+                result, seconds = _quantize_to(path, target, options)
+                rows.append((shown, "ok", f"{result.n_colors}", f"{result.psnr:.2f}", f"{seconds:.2f}", str(target)))
+            except FAILURES as error:
+                if _state["debug"]:
+                    raise
+                n_failed += 1
+                progress.console.print(f"error: {error}", style="red", markup=False, highlight=False, soft_wrap=True)
+                rows.append((shown, "failed", "", "", "", ""))
+            progress.advance(task)
+    for path in skipped:
+        rows.append((path.name, "skipped: not an image", "", "", "", ""))
+    table = Table(title=f"fastkm quantize -k {n_colors}: {len(files) - n_failed} written, {n_failed} failed, "
+                  f"{len(skipped)} skipped")
+    for column in ("input", "status", "colours", "PSNR dB", "seconds"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("output", overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    Console(width=max(120, Console().width)).print(table)
+    if n_failed or not files:
+        if not files:
+            typer.secho("error: no image files found in the inputs", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1)
+
+
 @app.command("quantize")
 def quantize_command(
-    input_path: Path = typer.Argument(..., metavar="INPUT", help="Image to quantize (JPEG, PNG, TIFF, WebP, BMP, GIF...)."),
+    inputs: List[Path] = typer.Argument(
+        ..., metavar="INPUT...", help="Images or folders to quantize (JPEG, PNG, TIFF, WebP, BMP, GIF...)."
+    ),
     output: Optional[Path] = typer.Option(
-        None, "-o", "--output", help="Output file; .png/.gif/.bmp/.tif are indexed. Default: INPUT-k<N>.png beside the input."
+        None,
+        "-o",
+        "--output",
+        help="Output file (one input; .png/.gif/.bmp/.tif are indexed) or folder (several inputs or a folder). "
+        "Default: INPUT-k<N>.png beside each input.",
     ),
     n_colors: int = N_COLORS_OPTION,
     seed: int = SEED_OPTION,
     sample_size: int = SAMPLE_OPTION,
-    force: bool = typer.Option(False, "--force", "-f", help="Replace an existing output file (never the input)."),
+    force: bool = typer.Option(False, "--force", "-f", help="Replace existing output files (never an input)."),
     optimize: bool = typer.Option(False, "--optimize", help="Spend more time on PNG compression for a smaller file."),
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="Look for images in sub-folders too."),
     max_pixels: int = MAX_PIXELS_OPTION,
 ):
-    """Reduce INPUT to N colours and write it (an indexed PNG by default)."""
+    """Reduce images to N colours and write them (indexed PNGs by default).
+
+    One file in, one file out; several files or a folder in, a folder out (with a
+    progress bar and a summary table; one bad file never stops the others)."""
+    options = {
+        "n_colors": n_colors, "seed": seed, "sample_size": sample_size, "force": force, "optimize": optimize,
+        "max_pixels": max_pixels,
+    }
+    if len(inputs) > 1 or inputs[0].is_dir():
+        if output is not None and output.suffix and not output.is_dir():
+            raise typer.BadParameter(
+                f"{output}: with several inputs or a folder, -o names an output folder", param_hint="'-o'"
+            )
+        if n_colors > MAX_INDEXED_COLORS:
+            _check_colours_fit(Path("x.png"), n_colors)
+        _batch(inputs, output, options, recursive)
+        return
+
+    input_path = inputs[0]
     output_path = output if output is not None else input_path.with_name(f"{input_path.stem}-k{n_colors}.png")
 
     def body():
-        if output_kind(output_path) == "indexed" and n_colors > MAX_INDEXED_COLORS:
-            raise typer.BadParameter(
-                f"{n_colors} colours do not fit an indexed {output_path.suffix} file (at most {MAX_INDEXED_COLORS}); "
-                "use fewer colours or a .webp output",
-                param_hint="'-k'",
-            )
-        _check_output(input_path, output_path, force)
-        image, result, seconds = _quantize_file(input_path, n_colors, seed, sample_size, max_pixels)
-        write_quantized(output_path, result.palette, result.labels, optimize=optimize)
+        _check_colours_fit(output_path, n_colors)
+        result, seconds = _quantize_to(input_path, output_path, options)
         height, width = result.labels.shape
         note = ""
         if result.n_distinct <= n_colors:

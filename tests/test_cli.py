@@ -140,3 +140,51 @@ def test_compare_writes_side_by_side_figure(photo_copy, tmp_path):
 def test_compare_requires_output(photo_copy):
     result = invoke("compare", photo_copy, "-k", 5)
     assert result.exit_code == 2
+
+
+def test_batch_folder_reports_bad_files_and_writes_the_rest(tmp_path, sample_path):
+    source = tmp_path / "photos"
+    (source / "sub").mkdir(parents=True)
+    shutil.copy(sample_path("kodim23.png"), source / "parrots.png")
+    shutil.copy(sample_path("kodim03.png"), source / "sub" / "hats.png")
+    (source / "broken.jpg").write_bytes(b"not a jpeg")
+    (source / "notes.txt").write_text("not an image")
+    before = {p: digest(p) for p in source.rglob("*") if p.is_file()}
+    out = tmp_path / "out"
+    result = invoke("quantize", source, "-o", out, "-k", 8, "--recursive")
+    assert result.exit_code == 1  # one file failed
+    assert "broken.jpg" in result.output and "cannot decode" in result.output
+    assert "skipped: not an image" in result.output and "notes.txt" in result.output
+    assert "2 written, 1 failed, 1 skipped" in result.output
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == ["parrots.png", "sub/hats.png"]
+    for written in out.rglob("*.png"):
+        with Image.open(written) as image:
+            assert image.mode == "P" and len(image.getcolors()) <= 8
+    assert {p: digest(p) for p in before} == before  # inputs untouched
+    assert not list(out.rglob("*.part"))
+
+
+def test_batch_of_named_files_all_good_exits_0(tmp_path, sample_path):
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    shutil.copy(sample_path("kodim23.png"), a)
+    shutil.copy(sample_path("kodim03.png"), b)
+    result = invoke("quantize", a, b, "-o", tmp_path / "out", "-k", 4)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "a.png").exists() and (tmp_path / "out" / "b.png").exists()
+    again = invoke("quantize", a, b, "-o", tmp_path / "out", "-k", 4)
+    assert again.exit_code == 1 and "already exists; use --force" in again.output
+
+
+def test_batch_output_must_be_a_folder(tmp_path, sample_path):
+    a = tmp_path / "a.png"
+    shutil.copy(sample_path("kodim23.png"), a)
+    result = invoke("quantize", a, a, "-o", tmp_path / "out.png")
+    assert result.exit_code == 2
+    assert "names an output folder" in result.output
+
+
+def test_batch_empty_folder_fails(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = invoke("quantize", tmp_path / "empty", "-o", tmp_path / "out")
+    assert result.exit_code == 1
+    assert "no image files found" in result.output
