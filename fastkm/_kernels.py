@@ -12,6 +12,8 @@ bit-identical for any number of threads.
 Each kernel has a plain-NumPy reference in ``tests/reference.py``.
 """
 
+import os
+
 import numpy as np
 from numba import njit, prange
 
@@ -652,14 +654,14 @@ def squared_error(points, weights, palette, labels):
     return total
 
 
-# The kernels one quantize() call runs (all of them, whatever the image).
+# The kernels a quantize() call on a photo runs (gather_rows, for large photos only, is
+# left out so that small images do not keep announcing a compile).
 QUANTIZE_KERNELS = (
     assign_labels,
     point_columns,
     lloyd_step,
     kmeans_plusplus,
     colour_histogram,
-    gather_rows,
     fill_label_table,
     remap_through_table,
     squared_error,
@@ -677,3 +679,42 @@ def kernels_cached():
         return all(kernel._cache._cache_file._load_index() for kernel in QUANTIZE_KERNELS)
     except Exception:
         return True
+
+
+def _tolerate_broken_cache(kernel):
+    """Make a kernel recompile, instead of failing, when its cache entry is unreadable.
+
+    numba raises when a cache index or data file is truncated or corrupt (a killed
+    write, a disk error, a copied stale folder).  Loading then falls back to compiling,
+    and saving first removes the unreadable index so the fresh entry replaces it.  A
+    read-only package folder needs nothing here: numba then caches in the user's cache
+    folder.
+    """
+    cache = getattr(kernel, "_cache", None)
+    if cache is None or not hasattr(cache, "load_overload"):
+        return
+    load, save = cache.load_overload, cache.save_overload
+
+    def load_overload(sig, target_context):
+        try:
+            return load(sig, target_context)
+        except Exception:  # corrupt entry: compile afresh
+            return None
+
+    def save_overload(sig, data):
+        try:
+            save(sig, data)
+        except Exception:
+            try:
+                os.unlink(cache._cache_file._index_path)
+                save(sig, data)
+            except Exception:  # caching is an optimisation; the compiled kernel still runs
+                pass
+
+    cache.load_overload = load_overload
+    cache.save_overload = save_overload
+
+
+# Every cached function here, helpers included: a caller's compile loads its helpers.
+for _kernel in [value for value in list(globals().values()) if hasattr(value, "_cache")]:
+    _tolerate_broken_cache(_kernel)

@@ -62,6 +62,10 @@ def _human_bytes(n_bytes):
         n_bytes /= 1000
 
 
+def _count(n, noun):
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _same_file(a, b):
     try:
         return a.exists() and b.exists() and a.samefile(b)
@@ -260,9 +264,9 @@ def quantize_command(
         height, width = result.labels.shape
         note = ""
         if result.n_distinct <= n_colors:
-            note = f" (the image has only {result.n_distinct} distinct colours: kept exactly)"
+            note = f" (the image has only {_count(result.n_distinct, 'distinct colour')}: kept exactly)"
         typer.echo(
-            f"{input_path.name} {width}x{height} -> {output_path}: {result.n_colors} colours{note}, "
+            f"{input_path.name} {width}x{height} -> {output_path}: {_count(result.n_colors, 'colour')}{note}, "
             f"PSNR {result.psnr:.2f} dB, {seconds:.2f} s, "
             f"{_human_bytes(input_path.stat().st_size)} -> {_human_bytes(output_path.stat().st_size)}"
         )

@@ -188,3 +188,92 @@ def test_batch_empty_folder_fails(tmp_path):
     result = invoke("quantize", tmp_path / "empty", "-o", tmp_path / "out")
     assert result.exit_code == 1
     assert "no image files found" in result.output
+
+
+def _hostile_inputs(tmp_path, sample_path):
+    """(name, path) of inputs that must fail cleanly."""
+    import struct
+    import zlib
+
+    cases = {}
+    cases["missing"] = tmp_path / "missing.png"
+    (tmp_path / "empty.png").write_bytes(b"")
+    cases["empty"] = tmp_path / "empty.png"
+    data = sample_path("kodim23.png").read_bytes()
+    (tmp_path / "truncated.png").write_bytes(data[: len(data) // 2])
+    cases["truncated png"] = tmp_path / "truncated.png"
+    jpeg = sample_path("bus-3mp.jpg").read_bytes()
+    (tmp_path / "truncated.jpg").write_bytes(jpeg[:5000])
+    cases["truncated jpeg"] = tmp_path / "truncated.jpg"
+    (tmp_path / "random.png").write_bytes(np.random.default_rng(0).bytes(5000))
+    cases["random bytes"] = tmp_path / "random.png"
+    (tmp_path / "text.jpg").write_text("this is not an image\n")
+    cases["text as jpg"] = tmp_path / "text.jpg"
+    bomb = tmp_path / "bomb.png"
+    Image.new("RGB", (1, 1)).save(bomb)
+    raw = bytearray(bomb.read_bytes())
+    raw[16:24] = struct.pack(">II", 60000, 60000)
+    raw[29:33] = struct.pack(">I", zlib.crc32(bytes(raw[12:29])) & 0xFFFFFFFF)
+    bomb.write_bytes(bytes(raw))
+    cases["decompression bomb"] = bomb
+    return cases
+
+
+def test_hostile_inputs_fail_with_one_line_and_no_output(tmp_path, sample_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    for name, path in _hostile_inputs(tmp_path, sample_path).items():
+        target = out / f"{path.stem}.png"
+        result = invoke("quantize", path, "-o", target)
+        assert result.exit_code == 1, (name, result.output)
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (name, result.output)
+        assert "Traceback" not in result.output
+        assert not target.exists(), name
+    assert list(out.iterdir()) == []
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    (tmp_path / "text.jpg").write_text("not an image")
+    result = invoke("--debug", "quantize", tmp_path / "text.jpg", "-o", tmp_path / "x.png")
+    assert result.exit_code != 0
+    assert isinstance(result.exception, fastkm.io.ImageReadError)
+
+
+def test_output_folder_that_cannot_be_created(photo_copy, tmp_path):
+    blocker = tmp_path / "plain-file"
+    blocker.write_text("a file, not a folder")
+    result = invoke("quantize", photo_copy, "-o", blocker / "sub" / "out.png")
+    assert result.exit_code == 1
+    assert "cannot write to folder" in result.output
+
+
+def test_max_pixels_option(photo_copy, tmp_path):
+    result = invoke("quantize", photo_copy, "-o", tmp_path / "x.png", "--max-pixels", 1000)
+    assert result.exit_code == 1 and "exceeds the limit of 0 megapixels" in result.output
+    assert invoke("quantize", photo_copy, "-o", tmp_path / "x.png", "--max-pixels", 400000).exit_code == 0
+
+
+def test_compare_with_a_folder_as_input(tmp_path):
+    result = invoke("compare", tmp_path, "-o", tmp_path / "fig.png")
+    assert result.exit_code == 1 and "is a folder" in result.output
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (1, 500, 3), (700, 1, 3), (2, 3)])
+def test_tiny_and_thin_images(tmp_path, shape):
+    image = np.random.default_rng(1).integers(0, 256, size=shape, dtype=np.uint8)
+    source = tmp_path / "thin.png"
+    Image.fromarray(image).save(source)
+    result = invoke("quantize", source, "-o", tmp_path / "out.png", "-k", 16)
+    assert result.exit_code == 0, result.output
+    back = fastkm.io.read_image(tmp_path / "out.png")
+    assert back.shape[:2] == shape[:2]
+
+
+def test_flat_colour_says_it_kept_the_exact_colours(tmp_path):
+    source = tmp_path / "flat.png"
+    Image.new("RGB", (30, 20), (12, 200, 99)).save(source)
+    result = invoke("quantize", source, "-o", tmp_path / "out.png", "-k", 16)
+    assert result.exit_code == 0
+    assert "1 colour (the image has only 1 distinct colour: kept exactly)" in result.stdout
+    assert "PSNR inf dB" in result.stdout

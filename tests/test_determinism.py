@@ -54,3 +54,37 @@ def test_repeated_runs_in_one_process_are_identical(sample_photo):
         again = fastkm.quantize(photo, 32, seed=11)
         np.testing.assert_array_equal(again.palette, first.palette)
         np.testing.assert_array_equal(again.labels, first.labels)
+
+
+QUANTIZE_SMALL = (
+    "import fastkm, numpy as np; "
+    "r = fastkm.quantize(np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8), 4); "
+    "print(r.palette.tobytes().hex())"
+)
+
+
+def test_compile_cache_survives_unwritable_package_and_corrupt_entries(tmp_path):
+    """One test, two compiles (each costs ~30 s on 2 cores)."""
+    import shutil
+
+    shutil.copytree(os.path.join(ROOT, "fastkm"), tmp_path / "fastkm", ignore=shutil.ignore_patterns("__pycache__"))
+    # A file where numba wants the __pycache__ folder: the in-tree cache cannot be
+    # created (as in a read-only install), so numba caches in the user's cache folder.
+    (tmp_path / "fastkm" / "__pycache__").write_text("not a folder")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path), HOME=str(tmp_path / "home"), XDG_CACHE_HOME=str(tmp_path / "xdg"))
+
+    def run():
+        # cwd too: for `python -c` the working folder precedes PYTHONPATH on sys.path.
+        completed = subprocess.run(
+            [sys.executable, "-c", QUANTIZE_SMALL], env=env, capture_output=True, text=True, cwd=str(tmp_path)
+        )
+        assert completed.returncode == 0, completed.stderr
+        return completed.stdout
+
+    first = run()
+    entries = list((tmp_path / "xdg").rglob("*.nbi")) + list((tmp_path / "xdg").rglob("*.nbc"))
+    assert entries, "nothing was cached in the user cache folder"
+    for entry in entries:  # a killed write or a disk error: garbage in every entry
+        entry.write_bytes(os.urandom(64))
+    assert run() == first  # recompiled, same result
+    assert run() == first  # and the rewritten cache loads
