@@ -88,3 +88,31 @@ def test_compile_cache_survives_unwritable_package_and_corrupt_entries(tmp_path)
         entry.write_bytes(os.urandom(64))
     assert run() == first  # recompiled, same result
     assert run() == first  # and the rewritten cache loads
+
+
+def test_kill_9_leaves_no_output_or_a_complete_one(tmp_path, sample_path):
+    """SIGKILL the CLI at several moments: the output is absent or a complete PNG."""
+    import signal
+    import time
+
+    from PIL import Image
+
+    source = sample_path("bus-3mp.jpg")
+    outcomes = set()
+    for delay in (0.3, 0.9, 1.5, 2.1, 2.7, 3.3, 4.5):
+        target = tmp_path / f"out-{delay}.png"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "fastkm.cli", "quantize", str(source), "-o", str(target), "-k", "64", "--optimize"],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        if target.exists():
+            with Image.open(target) as image:
+                image.load()  # raises on a truncated file
+                assert image.size == (2016, 1512)
+            outcomes.add("complete")
+        else:
+            outcomes.add("absent")
+    assert "absent" in outcomes  # the kill landed before the rename at least once
