@@ -254,10 +254,22 @@ def lloyd_step(columns, points, weights, centres, labels, min_dist, sums, counts
                     changed += 1
                 labels[start + i] = label
                 min_dist[start + i] = best_dist[i]
-                w = weights[start + i]
-                task_counts[label] += w
-                for j in range(n_channels):
-                    task_sums[label, j] += w * points[start + i, j]
+            if n_channels == 3:
+                # Unrolled: the generic channel loop costs ~3 ns more per point.
+                for i in range(m):
+                    label = best_label[i]
+                    w = weights[start + i]
+                    task_counts[label] += w
+                    task_sums[label, 0] += w * points[start + i, 0]
+                    task_sums[label, 1] += w * points[start + i, 1]
+                    task_sums[label, 2] += w * points[start + i, 2]
+            else:
+                for i in range(m):
+                    label = best_label[i]
+                    w = weights[start + i]
+                    task_counts[label] += w
+                    for j in range(n_channels):
+                        task_sums[label, j] += w * points[start + i, j]
         partial_changed[task] = changed
     sums[:] = 0
     counts[:] = 0

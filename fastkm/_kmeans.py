@@ -263,7 +263,9 @@ def fit_palette(pixels, n_colors, rng, *, sample_size, n_init, max_iter, tol):
         sample, sample_colours, sample_counts = pixels, colours, counts
     # Starts and swaps on a small nested sample, then Lloyd on the sample, then on all.
     if sample.shape[0] > SWAP_SAMPLE:
-        seed_colours, seed_counts = distinct_colours(np.ascontiguousarray(sample[:SWAP_SAMPLE]))
+        # A random subset (the sample may be the whole image, whose first rows are not).
+        subset = _kernels.gather_rows(sample, rng.choice(sample.shape[0], SWAP_SAMPLE, replace=False))
+        seed_colours, seed_counts = distinct_colours(subset)
         if seed_colours.shape[0] <= n_colors:
             seed_colours, seed_counts = sample_colours, sample_counts
     else:

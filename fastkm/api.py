@@ -53,6 +53,12 @@ def _as_uint8(array, what):
     return array
 
 
+def _check_seed(seed):
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise FastkmError(f"seed={seed!r} must be a non-negative integer (or None for a fresh random seed)")
+    return seed
+
+
 def _image_pixels(image):
     """Validate an image and view it as pixels (n, C) uint8, with its (H, W) shape."""
     image = _as_uint8(image, "image")
@@ -67,7 +73,7 @@ def _image_pixels(image):
         raise FastkmError(f"image has shape {image.shape}: it holds no pixels")
     height, width, n_channels = image.shape
     pixels = np.ascontiguousarray(image).reshape(height * width, n_channels)
-    return pixels, (height, width)
+    return pixels, (height, width), n_channels == 1
 
 
 def psnr_from_mse(mse):
@@ -125,8 +131,9 @@ def quantize(
                 pixels' variance
     returns     QuantizeResult (palette, labels, image, mse, psnr)
     """
-    pixels, (height, width) = _image_pixels(image)
+    pixels, (height, width), grey = _image_pixels(image)
     n_colors = _check_n_colors(n_colors)
+    seed = _check_seed(seed)
     sample_size = _check_positive_int(sample_size, "sample_size", allow_none=True)
     n_init = _check_positive_int(n_init, "n_init")
     max_iter = _check_positive_int(max_iter, "max_iter")
@@ -146,7 +153,7 @@ def quantize(
         psnr=psnr_from_mse(mse),
         n_distinct=int(fit.colours.shape[0]),
         n_iter=fit.n_iter,
-        grey=image.ndim == 2,
+        grey=grey,
     )
 
 

@@ -115,7 +115,7 @@ def _run(body):
 
 
 N_COLORS_OPTION = typer.Option(16, "-k", "--colors", min=1, max=MAX_COLORS, help="Number of colours in the palette.")
-SEED_OPTION = typer.Option(0, "--seed", help="Random seed: the same seed gives the same output.")
+SEED_OPTION = typer.Option(0, "--seed", min=0, help="Random seed: the same seed gives the same output.")
 MAX_PIXELS_OPTION = typer.Option(
     DEFAULT_MAX_PIXELS, "--max-pixels", min=1, help="Refuse images with more pixels than this (decompression bombs)."
 )
@@ -194,9 +194,11 @@ def _batch(inputs, output_dir, options, recursive):
                 planned[target] = path
                 result, seconds = _quantize_to(path, target, options)
                 rows.append((shown, "ok", f"{result.n_colors}", f"{result.psnr:.2f}", f"{seconds:.2f}", str(target)))
-            except FAILURES as error:
+            except (*FAILURES, MemoryError) as error:
                 if _state["debug"]:
                     raise
+                if isinstance(error, MemoryError):
+                    error = f"{path}: not enough memory for this image"
                 n_failed += 1
                 progress.console.print(f"error: {error}", style="red", markup=False, highlight=False, soft_wrap=True)
                 rows.append((shown, "failed", "", "", "", ""))
@@ -288,6 +290,7 @@ def compare_command(
     """Write a figure: INPUT and its N-colour version side by side, with captions."""
 
     def body():
+        output_kind(output)  # an unknown figure format fails now, not after the work
         _check_output(input_path, output, force)
         image, result, seconds = _quantize_file(input_path, n_colors, seed, sample_size, max_pixels)
         height, width = result.labels.shape

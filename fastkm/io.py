@@ -45,7 +45,7 @@ def _to_uint8(array, path):
         return array
     if array.dtype == np.bool_:
         return array.astype(np.uint8) * np.uint8(255)
-    if array.dtype in (np.uint16, np.int32, np.uint32) and array.size and array.max() <= 65535:
+    if array.dtype in (np.uint16, np.int32, np.uint32) and array.size and 0 <= array.min() and array.max() <= 65535:
         # 16-bit samples: the nearest 8-bit value, 65535 -> 255.
         wide = array.astype(np.uint32)
         return ((wide * 255 + 32767) // 65535).astype(np.uint8)
@@ -146,8 +146,8 @@ def _atomic_save(path, save):
             os.unlink(temporary)
         except OSError:
             pass
-        if isinstance(error, (OSError, ValueError)):
-            raise ImageWriteError(f"{path}: cannot write ({error})") from None
+        if isinstance(error, Exception):  # not KeyboardInterrupt / SystemExit
+            raise ImageWriteError(f"{path}: cannot write ({error or type(error).__name__})") from None
         raise
 
 

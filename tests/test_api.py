@@ -119,6 +119,7 @@ def test_quantize_hand_computed_case():
         (np.zeros((4, 4, 3), np.uint8), {"max_iter": 0}, "max_iter=0 must be a positive integer"),
         (np.zeros((4, 4, 3), np.uint8), {"sample_size": -1}, "sample_size=-1"),
         (np.zeros((4, 4, 3), np.uint8), {"tol": float("nan")}, "tol=nan"),
+        (np.zeros((4, 4, 3), np.uint8), {"seed": -1}, "seed=-1 must be a non-negative integer"),
     ],
 )
 def test_quantize_rejects_bad_input_with_a_clear_message(image, kwargs, message):
@@ -208,3 +209,13 @@ def test_kmeans_more_than_three_features():
     model = fastkm.KMeans(n_clusters=6, random_state=0).fit(X)
     assert model.cluster_centers_.shape == (6, 5)
     np.testing.assert_array_equal(model.labels_, model.predict(X))
+
+
+def test_quantize_accepts_array_likes_such_as_pil_images():
+    from PIL import Image
+
+    array = np.random.default_rng(0).integers(0, 256, size=(20, 30, 3), dtype=np.uint8)
+    result = fastkm.quantize(Image.fromarray(array), 4)
+    assert result.image.shape == (20, 30, 3)
+    grey = fastkm.quantize(Image.fromarray(array[..., 0]), 4)
+    assert grey.image.shape == (20, 30)

@@ -277,3 +277,15 @@ def test_flat_colour_says_it_kept_the_exact_colours(tmp_path):
     assert result.exit_code == 0
     assert "1 colour (the image has only 1 distinct colour: kept exactly)" in result.stdout
     assert "PSNR inf dB" in result.stdout
+
+
+def test_compare_unknown_figure_format_fails_before_the_work(photo_copy, tmp_path):
+    for name in ("figure", "figure.xyz"):
+        result = invoke("compare", photo_copy, "-o", tmp_path / name)
+        assert result.exit_code == 1 and "unknown output format" in result.output
+        assert "Traceback" not in result.output
+
+
+def test_negative_seed_is_a_usage_error(photo_copy, tmp_path):
+    result = invoke("quantize", photo_copy, "-o", tmp_path / "x.png", "--seed", -1)
+    assert result.exit_code == 2
