@@ -15,6 +15,8 @@ DEFAULT_SAMPLE_SIZE = 1 << 18
 # scikit-learn's MSE where a single start is up to 10 % worse (bench/README.md).
 DEFAULT_N_INIT = 4
 MAX_COLORS = 65536
+# From this many points on, KMeans labels its training points through a colour table.
+TABLE_REMAP_MIN_POINTS = 1 << 20
 
 
 class FastkmError(ValueError):
@@ -225,7 +227,11 @@ class KMeans:
         n_points, n_features = X.shape
         if n_points < n_clusters:
             raise FastkmError(f"n_samples={n_points} should be >= n_clusters={n_clusters}")
-        rng = np.random.default_rng(self.random_state)
+        if isinstance(self.random_state, np.random.RandomState):
+            # scikit-learn style: draw our seed from the caller's legacy generator.
+            rng = np.random.default_rng(self.random_state.randint(2**31))
+        else:
+            rng = np.random.default_rng(self.random_state)
 
         if sample_weight is None:
             if n_features <= _kmeans.MAX_PACKED_CHANNELS:
@@ -265,9 +271,14 @@ class KMeans:
         self.n_iter_ = best.n_iter
         if not merged:
             self.labels_ = best.labels
-        elif n_features <= _kmeans.MAX_PACKED_CHANNELS:
+        elif n_features <= _kmeans.MAX_PACKED_CHANNELS and n_points >= TABLE_REMAP_MIN_POINTS:
             self.labels_ = np.empty(n_points, dtype=np.int32)
             _kernels.remap_through_table(X, _kmeans.label_table(points, best.labels), self.labels_)
+        elif n_features <= _kmeans.MAX_PACKED_CHANNELS:
+            # Few points: assigning them directly is cheaper than a 256**d table, and
+            # gives the same labels (the same arithmetic on the same colour values).
+            self.labels_ = np.empty(n_points, dtype=np.int32)
+            _kernels.assign_labels(X, best.centres.astype(np.float32), self.labels_, np.empty(n_points, np.float32))
         else:
             self.labels_ = best.labels[inverse]
         return self

@@ -219,3 +219,19 @@ def test_quantize_accepts_array_likes_such_as_pil_images():
     assert result.image.shape == (20, 30, 3)
     grey = fastkm.quantize(Image.fromarray(array[..., 0]), 4)
     assert grey.image.shape == (20, 30)
+
+
+def test_kmeans_labels_same_through_table_and_direct_assignment(photo, monkeypatch):
+    X = photo.reshape(-1, 3)
+    direct = fastkm.KMeans(n_clusters=12, random_state=3).fit(X)
+    monkeypatch.setattr(fastkm.api, "TABLE_REMAP_MIN_POINTS", 1)
+    table = fastkm.KMeans(n_clusters=12, random_state=3).fit(X)
+    np.testing.assert_array_equal(direct.labels_, table.labels_)
+    np.testing.assert_array_equal(direct.cluster_centers_, table.cluster_centers_)
+
+
+def test_kmeans_accepts_legacy_random_state():
+    X = np.random.default_rng(0).integers(0, 256, size=(300, 3), dtype=np.uint8)
+    a = fastkm.KMeans(n_clusters=4, random_state=np.random.RandomState(5)).fit(X)
+    b = fastkm.KMeans(n_clusters=4, random_state=np.random.RandomState(5)).fit(X)
+    np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
