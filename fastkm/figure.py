@@ -28,15 +28,18 @@ def side_by_side(original, quantized, captions, *, max_side=1024, gap=16):
     panels = [_panel(original, max_side), _panel(quantized, max_side)]
     font_size = max(14, panels[0].height // 28)
     font = ImageFont.load_default(size=font_size)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    # Each column is as wide as its panel or its caption, whichever is wider.
+    widths = [max(panel.width, int(measure.textlength(caption, font=font)) + 1) for panel, caption in zip(panels, captions)]
     caption_height = int(font_size * 1.8)
-    width = sum(p.width for p in panels) + 3 * gap
+    width = sum(widths) + 3 * gap
     height = max(p.height for p in panels) + caption_height + 2 * gap
     figure = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(figure)
     x = gap
-    for panel, caption in zip(panels, captions):
-        figure.paste(panel, (x, gap))
+    for panel, caption, column in zip(panels, captions, widths):
+        figure.paste(panel, (x + (column - panel.width) // 2, gap))
         text_width = draw.textlength(caption, font=font)
-        draw.text((x + (panel.width - text_width) / 2, gap + panel.height + font_size * 0.35), caption, fill=TEXT, font=font)
-        x += panel.width + gap
+        draw.text((x + (column - text_width) / 2, gap + panel.height + font_size * 0.35), caption, fill=TEXT, font=font)
+        x += column + gap
     return np.asarray(figure)

@@ -289,3 +289,16 @@ def test_compare_unknown_figure_format_fails_before_the_work(photo_copy, tmp_pat
 def test_negative_seed_is_a_usage_error(photo_copy, tmp_path):
     result = invoke("quantize", photo_copy, "-o", tmp_path / "x.png", "--seed", -1)
     assert result.exit_code == 2
+
+
+def test_compare_figure_fits_captions_of_narrow_images(tmp_path):
+    source = tmp_path / "narrow.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, size=(300, 4, 3), dtype=np.uint8)).save(source)
+    figure = tmp_path / "figure.png"
+    result = invoke("compare", source, "-o", figure, "-k", 4)
+    assert result.exit_code == 0, result.output
+    with Image.open(figure) as written:
+        array = np.asarray(written.convert("RGB"))
+    # Caption text (dark pixels) never touches the left or right edge.
+    assert array[:, :3].min() > 200 and array[:, -3:].min() > 200
+    assert written.width > 2 * 100  # widened for the captions
