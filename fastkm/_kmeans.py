@@ -298,6 +298,19 @@ def fit_palette(pixels, n_colors, rng, *, sample_size, n_init, max_iter, tol):
     return PaletteFit(palette, colour_labels, colours, counts, error, n_iter)
 
 
+def map_to_palette(pixels, palette):
+    """A PaletteFit that maps pixels (n, d) uint8 onto a given palette (m, d) uint8.
+
+    Every distinct colour gets its nearest palette entry (exact, lowest index on ties).
+    """
+    colours, counts = distinct_colours(pixels)
+    colour_labels = np.empty(colours.shape[0], dtype=np.int32)
+    min_dist = np.empty(colours.shape[0], dtype=np.float32)
+    _kernels.assign_labels(colours, palette.astype(np.float32), colour_labels, min_dist)
+    error = int(_kernels.squared_error(colours, counts, palette, colour_labels))
+    return PaletteFit(palette, colour_labels, colours, counts, error, 0)
+
+
 def remap(pixels, fit, labels_dtype):
     """Label of every pixel (n,) in ``labels_dtype``, through the fitted colour labels."""
     labels = np.empty(pixels.shape[0], dtype=labels_dtype)

@@ -116,13 +116,23 @@ class QuantizeResult:
 
 
 def quantize(
-    image, n_colors=16, *, seed=0, sample_size=DEFAULT_SAMPLE_SIZE, n_init=DEFAULT_N_INIT, max_iter=100, tol=1e-4
+    image,
+    n_colors=16,
+    *,
+    palette=None,
+    seed=0,
+    sample_size=DEFAULT_SAMPLE_SIZE,
+    n_init=DEFAULT_N_INIT,
+    max_iter=100,
+    tol=1e-4,
 ):
     """Reduce an image to ``n_colors`` colours with k-means.
 
     image       (H, W, 3) RGB or (H, W) grey, uint8
     n_colors    palette size, 1..65536 (an image with fewer distinct colours gets
                 exactly its own colours)
+    palette     optional (m, C) uint8 palette to map the image onto instead of fitting
+                one (C = the image's channels; n_colors is then ignored)
     seed        seed of NumPy's random generator: the same seed gives the same result,
                 for any number of threads
     sample_size pixels sampled to seed and pre-fit the palette before the exact
@@ -142,9 +152,18 @@ def quantize(
     tol = _check_tol(tol)
     rng = np.random.default_rng(seed)
 
-    fit = _kmeans.fit_palette(
-        pixels, n_colors, rng, sample_size=sample_size, n_init=n_init, max_iter=max_iter, tol=tol
-    )
+    if palette is not None:
+        palette = _as_uint8(palette, "palette")
+        if palette.ndim != 2 or palette.shape[1] != pixels.shape[1] or not 1 <= palette.shape[0] <= MAX_COLORS:
+            raise FastkmError(
+                f"palette has shape {palette.shape}, expected (m, {pixels.shape[1]}) with 1 <= m <= {MAX_COLORS} "
+                "(one row per colour, as many channels as the image)"
+            )
+        fit = _kmeans.map_to_palette(pixels, np.ascontiguousarray(palette))
+    else:
+        fit = _kmeans.fit_palette(
+            pixels, n_colors, rng, sample_size=sample_size, n_init=n_init, max_iter=max_iter, tol=tol
+        )
     labels_dtype = np.uint8 if fit.palette.shape[0] <= 256 else np.uint16
     labels = _kmeans.remap(pixels, fit, labels_dtype).reshape(height, width)
     mse = fit.squared_error / pixels.size

@@ -21,7 +21,9 @@ from .io import (
     ImageWriteError,
     output_kind,
     read_image,
+    read_palette,
     write_image,
+    write_palette,
     write_quantized,
 )
 
@@ -87,12 +89,14 @@ def _check_output(input_path, output_path, force):
         raise Refused(f"{output_path}: already exists; use --force to replace it")
 
 
-def _quantize_file(input_path, n_colors, seed, sample_size, max_pixels):
+def _quantize_file(input_path, n_colors, seed, sample_size, max_pixels, palette=None):
     image = read_image(input_path, max_pixels=max_pixels)
+    if palette is not None and image.ndim == 2:
+        palette = palette[:, :1]  # a grey image takes the palette's first channel
     if not _kernels.kernels_cached():
         typer.echo("Compiling fastkm's kernels (first run only; they are cached for next time)...", err=True)
     start = time.perf_counter()
-    result = quantize(image, n_colors, seed=seed, sample_size=sample_size)
+    result = quantize(image, n_colors, palette=palette, seed=seed, sample_size=sample_size)
     return image, result, time.perf_counter() - start
 
 
@@ -140,9 +144,12 @@ def _quantize_to(input_path, output_path, options):
     """Quantize one file and write it; returns the result and the seconds quantize took."""
     _check_output(input_path, output_path, options["force"])
     image, result, seconds = _quantize_file(
-        input_path, options["n_colors"], options["seed"], options["sample_size"], options["max_pixels"]
+        input_path, options["n_colors"], options["seed"], options["sample_size"], options["max_pixels"],
+        options["palette"],
     )
     write_quantized(output_path, result.palette, result.labels, optimize=options["optimize"])
+    if options["save_palette"] is not None:
+        write_palette(options["save_palette"], result.palette)
     return result, seconds
 
 
@@ -237,6 +244,12 @@ def quantize_command(
     force: bool = typer.Option(False, "--force", "-f", help="Replace existing output files (never an input)."),
     optimize: bool = typer.Option(False, "--optimize", help="Spend more time on PNG compression for a smaller file."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Look for images in sub-folders too."),
+    palette_file: Optional[Path] = typer.Option(
+        None, "--palette", help="Map onto this palette (.gpl, .json, or an image's colours) instead of fitting one."
+    ),
+    save_palette: Optional[Path] = typer.Option(
+        None, "--save-palette", help="Also write the palette used (.gpl or .json); one input only."
+    ),
     max_pixels: int = MAX_PIXELS_OPTION,
 ):
     """Reduce images to N colours and write them (indexed PNGs by default).
@@ -245,9 +258,18 @@ def quantize_command(
     progress bar and a summary table; one bad file never stops the others)."""
     options = {
         "n_colors": n_colors, "seed": seed, "sample_size": sample_size, "force": force, "optimize": optimize,
-        "max_pixels": max_pixels,
+        "max_pixels": max_pixels, "palette": None, "save_palette": save_palette,
     }
+    if palette_file is not None:
+        try:
+            options["palette"] = read_palette(palette_file)
+        except ImageReadError as error:
+            _fail(str(error))
+    if save_palette is not None and save_palette.suffix.lower() not in (".gpl", ".json"):
+        raise typer.BadParameter(f"{save_palette}: use a .gpl or .json file name", param_hint="'--save-palette'")
     if len(inputs) > 1 or inputs[0].is_dir():
+        if save_palette is not None:
+            raise typer.BadParameter("saves the palette of one input only", param_hint="'--save-palette'")
         if output is not None and output.suffix and not output.is_dir():
             raise typer.BadParameter(
                 f"{output}: with several inputs or a folder, -o names an output folder", param_hint="'-o'"
@@ -265,7 +287,7 @@ def quantize_command(
         result, seconds = _quantize_to(input_path, output_path, options)
         height, width = result.labels.shape
         note = ""
-        if result.n_distinct <= n_colors:
+        if palette_file is None and result.n_distinct <= n_colors:
             note = f" (the image has only {_count(result.n_distinct, 'distinct colour')}: kept exactly)"
         typer.echo(
             f"{input_path.name} {width}x{height} -> {output_path}: {_count(result.n_colors, 'colour')}{note}, "

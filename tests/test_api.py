@@ -235,3 +235,18 @@ def test_kmeans_accepts_legacy_random_state():
     a = fastkm.KMeans(n_clusters=4, random_state=np.random.RandomState(5)).fit(X)
     b = fastkm.KMeans(n_clusters=4, random_state=np.random.RandomState(5)).fit(X)
     np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
+
+
+def test_quantize_onto_a_given_palette(photo):
+    palette = np.array([[0, 0, 0], [255, 255, 255], [200, 30, 30], [30, 120, 40]], dtype=np.uint8)
+    result = fastkm.quantize(photo, palette=palette)
+    np.testing.assert_array_equal(result.palette, palette)
+    expected, dist = reference.assign_labels(photo.reshape(-1, 3), palette)
+    np.testing.assert_array_equal(result.labels.ravel(), expected)
+    assert result.mse == pytest.approx(dist.sum() / photo.size)
+    grey = fastkm.quantize(photo[..., 0], palette=np.array([[0], [128], [255]], np.uint8))
+    assert set(np.unique(grey.image)) <= {0, 128, 255}
+    with pytest.raises(fastkm.FastkmError, match=r"palette has shape \(4, 3\), expected \(m, 1\)"):
+        fastkm.quantize(photo[..., 0], palette=palette)
+    with pytest.raises(fastkm.FastkmError, match="palette has dtype float64"):
+        fastkm.quantize(photo, palette=palette.astype(float))

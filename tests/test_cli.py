@@ -302,3 +302,31 @@ def test_compare_figure_fits_captions_of_narrow_images(tmp_path):
     # Caption text (dark pixels) never touches the left or right edge.
     assert array[:, :3].min() > 200 and array[:, -3:].min() > 200
     assert written.width > 2 * 100  # widened for the captions
+
+
+def test_save_palette_and_reuse_it(photo_copy, tmp_path, sample_path):
+    for suffix in (".gpl", ".json"):
+        saved = tmp_path / f"palette{suffix}"
+        first = invoke("quantize", photo_copy, "-o", tmp_path / f"a{suffix}.png", "-k", 6, "--save-palette", saved)
+        assert first.exit_code == 0, first.output
+        other = tmp_path / "other.png"
+        shutil.copy(sample_path("kodim03.png"), other)
+        second = invoke("quantize", other, "-o", tmp_path / f"b{suffix}.png", "--palette", saved)
+        assert second.exit_code == 0, second.output
+        with Image.open(tmp_path / f"a{suffix}.png") as a, Image.open(tmp_path / f"b{suffix}.png") as b:
+            colours_a = {c for _, c in a.convert("RGB").getcolors()}
+            colours_b = {c for _, c in b.convert("RGB").getcolors()}
+        assert colours_b <= colours_a
+    # An indexed PNG serves as a palette too.
+    third = invoke("quantize", photo_copy, "-o", tmp_path / "c.png", "--palette", tmp_path / "a.gpl.png")
+    assert third.exit_code == 0, third.output
+
+
+def test_bad_palette_file_is_one_line(photo_copy, tmp_path):
+    bad = tmp_path / "bad.gpl"
+    bad.write_text("not a palette\n")
+    result = invoke("quantize", photo_copy, "-o", tmp_path / "x.png", "--palette", bad)
+    assert result.exit_code == 1
+    assert result.output.strip().startswith("error:") and "cannot read a palette" in result.output
+    result = invoke("quantize", photo_copy, "-o", tmp_path / "x.png", "--save-palette", tmp_path / "p.txt")
+    assert result.exit_code == 2
