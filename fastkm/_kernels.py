@@ -120,24 +120,13 @@ def _expanded_centres(centres):
 def _nearest_in_tile(points, start, m, centres, expanded, columns, dist, best_dist, best_label):
     """Nearest centre of points[start:start+m] (m <= ASSIGN_TILE) into best_dist/label.
 
-    The tile is always full length (unused entries hold stale values) so the inner
-    loops have a constant trip count; only the first m results mean anything.
-    best_dist holds true squared distances on return.
+    Converts the uint8 rows into the (d, ASSIGN_TILE) float32 scratch ``columns`` and
+    searches it as a column tile; entries past m hold stale values and mean nothing.
     """
-    n_channels = points.shape[1]
     for i in range(m):
-        for j in range(n_channels):
+        for j in range(points.shape[1]):
             columns[j, i] = np.float32(points[start + i, j])
-    best_dist[:] = np.inf
-    best_label[:] = 0
-    if n_channels == 3:
-        _nearest_in_tile_rgb(columns[0], columns[1], columns[2], expanded, best_dist, best_label)
-        for i in range(m):
-            own_norm = columns[0, i] * columns[0, i] + columns[1, i] * columns[1, i] + columns[2, i] * columns[2, i]
-            # Clamp: rounding can push |c|^2 - 2x.c + |x|^2 a hair below zero.
-            best_dist[i] = max(best_dist[i] + own_norm, np.float32(0.0))
-    else:
-        _nearest_in_tile_any(columns, centres, dist, best_dist, best_label)
+    _nearest_in_column_tile(columns, 0, centres, expanded, dist, best_dist, best_label)
 
 
 @njit(cache=True)
@@ -157,6 +146,7 @@ def _nearest_in_column_tile(columns, start, centres, expanded, dist, best_dist, 
         _nearest_in_tile_rgb(x0, x1, x2, expanded, best_dist, best_label)
         for i in range(ASSIGN_TILE):
             own_norm = x0[i] * x0[i] + x1[i] * x1[i] + x2[i] * x2[i]
+            # Clamp: rounding can push |c|^2 - 2x.c + |x|^2 a hair below zero.
             best_dist[i] = max(best_dist[i] + own_norm, np.float32(0.0))
     else:
         _nearest_in_tile_any(columns[:, start:stop], centres, dist, best_dist, best_label)

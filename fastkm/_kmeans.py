@@ -18,11 +18,9 @@ MAX_PACKED_CHANNELS = 3
 
 
 def distinct_colours(pixels):
-    """Distinct rows of ``pixels`` (n, d) uint8 and their counts (u,) int64."""
-    if pixels.shape[1] <= MAX_PACKED_CHANNELS:
-        return _kernels.colour_histogram(pixels)
-    colours, counts = np.unique(pixels, axis=0, return_counts=True)
-    return np.ascontiguousarray(colours), counts.astype(np.int64)
+    """Distinct rows of ``pixels`` (n, d) uint8, d <= MAX_PACKED_CHANNELS, and their
+    counts (u,) int64."""
+    return _kernels.colour_histogram(pixels)
 
 
 def label_table(colours, labels):
@@ -175,13 +173,14 @@ def threads_for(n_points):
         numba.set_num_threads(before)
 
 
-def best_of_inits(points, weights, n_clusters, rng, *, n_init, max_iter, tol_abs):
+def best_of_inits(points, weights, n_clusters, rng, *, n_init, max_iter, tol_abs, columns=None):
     """The best of ``n_init`` k-means++ starts, run to convergence by Lloyd.
 
     Every start runs PROBE_ITER iterations (fewer if it converges); the one with the
     lowest inertia then continues to convergence or ``max_iter`` iterations in all.
     """
-    columns = _kernels.point_columns(points)
+    if columns is None:
+        columns = _kernels.point_columns(points)
     if n_init == 1:
         centres = seed_centres(points, weights, n_clusters, rng)
         return lloyd(points, weights, centres, max_iter=max_iter, tol_abs=tol_abs, columns=columns)
@@ -212,10 +211,11 @@ SWAP_ITER = 2
 SWAP_SAMPLE = 1 << 18
 
 
-def random_swaps(points, weights, run, rng, *, n_swaps, swap_iter, tol_abs):
+def random_swaps(points, weights, run, rng, *, n_swaps, swap_iter, tol_abs, columns=None):
     """Improve a converged Lloyd run by accepted random swaps; returns the best run."""
     cumulative = np.cumsum(weights.astype(np.float64))
-    columns = _kernels.point_columns(points)
+    if columns is None:
+        columns = _kernels.point_columns(points)
     for _ in range(n_swaps):
         centres = run.centres.copy()
         moved = rng.integers(centres.shape[0])
@@ -271,11 +271,14 @@ def fit_palette(pixels, n_colors, rng, *, sample_size, n_init, max_iter, tol):
     else:
         seed_colours, seed_counts = sample_colours, sample_counts
     with threads_for(seed_colours.shape[0]):
+        seed_columns = _kernels.point_columns(seed_colours)
         fitted = best_of_inits(
-            seed_colours, seed_counts, n_colors, rng, n_init=n_init, max_iter=max_iter, tol_abs=tol_abs
+            seed_colours, seed_counts, n_colors, rng, n_init=n_init, max_iter=max_iter, tol_abs=tol_abs,
+            columns=seed_columns,
         )
         fitted = random_swaps(
-            seed_colours, seed_counts, fitted, rng, n_swaps=N_SWAPS, swap_iter=SWAP_ITER, tol_abs=tol_abs
+            seed_colours, seed_counts, fitted, rng, n_swaps=N_SWAPS, swap_iter=SWAP_ITER, tol_abs=tol_abs,
+            columns=seed_columns,
         )
     n_iter = fitted.n_iter
     previous = seed_colours
@@ -314,10 +317,6 @@ def map_to_palette(pixels, palette):
 def remap(pixels, fit, labels_dtype):
     """Label of every pixel (n,) in ``labels_dtype``, through the fitted colour labels."""
     labels = np.empty(pixels.shape[0], dtype=labels_dtype)
-    if pixels.shape[1] <= MAX_PACKED_CHANNELS:
-        table = label_table(fit.colours, fit.colour_labels.astype(labels_dtype))
-        _kernels.remap_through_table(pixels, table, labels)
-    else:
-        min_dist = np.empty(pixels.shape[0], dtype=np.float32)
-        _kernels.assign_labels(pixels, fit.palette.astype(np.float32), labels, min_dist)
+    table = label_table(fit.colours, fit.colour_labels.astype(labels_dtype))
+    _kernels.remap_through_table(pixels, table, labels)
     return labels

@@ -16,9 +16,11 @@ from .api import DEFAULT_SAMPLE_SIZE, MAX_COLORS, FastkmError, quantize
 from .figure import side_by_side
 from .io import (
     DEFAULT_MAX_PIXELS,
-    MAX_INDEXED_COLORS,
+    INDEXED_SUFFIXES,
+    RGB_SUFFIXES,
     ImageReadError,
     ImageWriteError,
+    indexed_capacity_error,
     output_kind,
     read_image,
     read_palette,
@@ -128,16 +130,14 @@ SAMPLE_OPTION = typer.Option(
 )
 
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif"}
+# Every format fastkm writes is one it reads; other files in a folder are skipped.
+IMAGE_SUFFIXES = set(INDEXED_SUFFIXES) | set(RGB_SUFFIXES)
 
 
 def _check_colours_fit(output_path, n_colors):
-    if output_kind(output_path) == "indexed" and n_colors > MAX_INDEXED_COLORS:
-        raise typer.BadParameter(
-            f"{n_colors} colours do not fit an indexed {output_path.suffix} file (at most {MAX_INDEXED_COLORS}); "
-            "use fewer colours or a .webp output",
-            param_hint="'-k'",
-        )
+    reason = indexed_capacity_error(output_path, n_colors)
+    if reason:
+        raise typer.BadParameter(reason, param_hint="'-k'")
 
 
 def _quantize_to(input_path, output_path, options):
@@ -274,8 +274,7 @@ def quantize_command(
             raise typer.BadParameter(
                 f"{output}: with several inputs or a folder, -o names an output folder", param_hint="'-o'"
             )
-        if n_colors > MAX_INDEXED_COLORS:
-            _check_colours_fit(Path("x.png"), n_colors)
+        _check_colours_fit(Path("output.png"), n_colors)  # batch outputs are PNGs
         _batch(inputs, output, options, recursive)
         return
 

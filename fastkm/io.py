@@ -111,6 +111,16 @@ def read_image(path, *, max_pixels=DEFAULT_MAX_PIXELS):
     return np.ascontiguousarray(array)
 
 
+def indexed_capacity_error(path, n_colors):
+    """The reason n_colors cannot go into an indexed file at ``path``, or None if they can."""
+    if output_kind(path) == "indexed" and n_colors > MAX_INDEXED_COLORS:
+        return (
+            f"{n_colors} colours do not fit an indexed {Path(path).suffix.lower()} file "
+            f"(at most {MAX_INDEXED_COLORS}); use fewer colours or a .webp output"
+        )
+    return None
+
+
 def output_kind(path):
     """'indexed' or 'rgb' for a supported output suffix; raises ImageWriteError otherwise."""
     suffix = Path(path).suffix.lower()
@@ -170,11 +180,9 @@ def write_quantized(path, palette, labels, *, optimize=False):
     kind = output_kind(path)
     suffix = Path(path).suffix.lower()
     if kind == "indexed":
-        if palette.shape[0] > MAX_INDEXED_COLORS:
-            raise ImageWriteError(
-                f"{path}: {palette.shape[0]} colours do not fit an indexed {suffix} file "
-                f"(at most {MAX_INDEXED_COLORS}); use fewer colours or a .webp output"
-            )
+        reason = indexed_capacity_error(path, palette.shape[0])
+        if reason:
+            raise ImageWriteError(f"{path}: {reason}")
         image = _palette_image(palette, labels)
         file_format = INDEXED_SUFFIXES[suffix]
         options = {}
