@@ -228,90 +228,156 @@ def random_swaps(points, weights, run, rng, *, n_swaps, swap_iter, tol_abs, colu
     return run
 
 
+@dataclass
+class Stages:
+    """The nested point sets a fit runs on, smallest first: (points, weights) pairs.
+
+    seed    k-means++ starts and random swaps run here (at most SWAP_SAMPLE pixels' worth)
+    sample  Lloyd continues here (``sample_size`` pixels' worth; may be ``seed`` itself)
+    full    every pixel: the objective the result is judged by (may be ``sample``)
+    """
+
+    seed: tuple
+    sample: tuple
+    full: tuple
+
+
+def pixel_stages(pixels, colours, counts, n_colors, rng, sample_size):
+    """Stages for pixels (n, d) uint8 with histogram (colours, counts): uniform random
+    pixel samples, histogrammed."""
+    n_pixels = pixels.shape[0]
+    full = (colours, counts)
+    sampled = sample_size is not None and n_pixels > sample_size
+    if sampled:
+        sample = _kernels.gather_rows(pixels, rng.integers(0, n_pixels, size=sample_size))
+        sample_hist = distinct_colours(sample)
+        # A sample poorer in colours than the palette cannot seed it.
+        sampled = sample_hist[0].shape[0] > n_colors
+    if not sampled:
+        sample, sample_hist = pixels, full
+    if sample.shape[0] > SWAP_SAMPLE:
+        # A random subset (the sample may be the whole image, whose first rows are not).
+        subset = _kernels.gather_rows(sample, rng.choice(sample.shape[0], SWAP_SAMPLE, replace=False))
+        seed_hist = distinct_colours(subset)
+        if seed_hist[0].shape[0] <= n_colors:
+            seed_hist = sample_hist
+    else:
+        seed_hist = sample_hist
+    return Stages(seed_hist, sample_hist, full)
+
+
+def _thinned(points, draws):
+    """The weighted point set of ``draws`` (indices into points): (points, counts int64)."""
+    counts = np.bincount(draws, minlength=points.shape[0])
+    kept = np.flatnonzero(counts)
+    return np.ascontiguousarray(points[kept]), counts[kept].astype(np.int64)
+
+
+def weighted_stages(points, weights, n_colors, rng, sample_size):
+    """Stages for weighted points (u, d) uint8 with weights (u,) int64 (pixel counts) or
+    float64: pixels drawn with probability proportional to weight, as sampling the
+    pixels the points stand for; the seed stage is a subset of the sample stage."""
+    full = (points, weights)
+    cumulative = np.cumsum(weights, dtype=np.float64)
+
+    def draw(n_draws):
+        drawn = np.searchsorted(cumulative, rng.random(n_draws) * cumulative[-1], side="right")
+        return np.minimum(drawn, points.shape[0] - 1)
+
+    # Float weights are not pixel counts: always sample them.
+    n_pixels = cumulative[-1] if weights.dtype.kind in "iu" else np.inf
+    sample, draws = full, None
+    if sample_size is not None and n_pixels > sample_size:
+        draws = draw(sample_size)
+        candidate = _thinned(points, draws)
+        # A sample poorer in colours than the palette cannot seed it.
+        if candidate[0].shape[0] > n_colors:
+            sample = candidate
+        else:
+            draws = None
+    seed = sample
+    if (draws.shape[0] if draws is not None else n_pixels) > SWAP_SAMPLE:
+        subset = draws[rng.choice(draws.shape[0], SWAP_SAMPLE, replace=False)] if draws is not None else draw(SWAP_SAMPLE)
+        candidate = _thinned(points, subset)
+        if candidate[0].shape[0] > n_colors:
+            seed = candidate
+    return Stages(seed, sample, full)
+
+
+def fit_stages(stages, n_colors, rng, *, n_init, max_iter, tol_abs):
+    """Fit n_colors centres through the stages; returns (centres (k, d) float64, n_iter).
+
+    On the seed stage: k-means++ and Lloyd ``n_init`` times (the best start kept), then
+    N_SWAPS random swaps to leave poor local minima.  Lloyd then continues on the sample
+    stage and on the full stage until converged (or ``max_iter``).
+    """
+    seed_points, seed_weights = stages.seed
+    with threads_for(seed_points.shape[0]):
+        seed_columns = _kernels.point_columns(seed_points)
+        fitted = best_of_inits(
+            seed_points, seed_weights, n_colors, rng, n_init=n_init, max_iter=max_iter, tol_abs=tol_abs,
+            columns=seed_columns,
+        )
+        fitted = random_swaps(
+            seed_points, seed_weights, fitted, rng, n_swaps=N_SWAPS, swap_iter=SWAP_ITER, tol_abs=tol_abs,
+            columns=seed_columns,
+        )
+    n_iter = fitted.n_iter
+    previous = stages.seed
+    for stage in (stages.sample, stages.full):
+        if stage is previous:
+            continue
+        previous = stage
+        with threads_for(stage[0].shape[0]):
+            # Only the centres go on: the caller assigns its rounded palette afterwards.
+            fitted = lloyd(stage[0], stage[1], fitted.centres, max_iter=max_iter, tol_abs=tol_abs, final_assign=False)
+        n_iter += fitted.n_iter
+    return fitted.centres, n_iter
+
+
+def nearest_entries(points, palette_points):
+    """Index (u,) int32 of the nearest of palette_points (m, d) float32 for each of
+    points (u, d) uint8 (lowest index on ties)."""
+    labels = np.empty(points.shape[0], dtype=np.int32)
+    _kernels.assign_labels(points, palette_points, labels, np.empty(points.shape[0], dtype=np.float32))
+    return labels
+
+
 def fit_palette(pixels, n_colors, rng, *, sample_size, n_init, max_iter, tol):
     """Fit a palette of n_colors to pixels (n, d) uint8 and label every distinct colour.
 
     1. Histogram of distinct colours: k-means on the colours weighted by their pixel
        counts has exactly the objective of k-means on all pixels, at a fraction of the
        points.
-    2. The fit starts on the histogram of a random sample of SWAP_SAMPLE pixels:
-       k-means++ and Lloyd ``n_init`` times (the best start kept), then N_SWAPS random
-       swaps to leave poor local minima.
-    3. Lloyd continues on the histogram of a uniform random sample of ``sample_size``
-       pixels (mini-batch; the first sample is part of it), then on the full histogram
-       until converged (or ``max_iter``), so the result has the quality of exact
-       k-means on every pixel.
-    4. Centres are rounded to uint8, and every distinct colour gets its nearest palette
+    2. ``fit_stages`` on nested random pixel samples, then on the full histogram, so the
+       result has the quality of exact k-means on every pixel.
+    3. Centres are rounded to uint8, and every distinct colour gets its nearest palette
        entry (exact integer distances, lowest index on ties).
     """
     colours, counts = distinct_colours(pixels)
-    n_distinct = colours.shape[0]
-    if n_distinct <= n_colors:
+    if colours.shape[0] <= n_colors:
         # The image itself is the best palette: zero error.
-        colour_labels = np.arange(n_distinct, dtype=np.int32)
-        return PaletteFit(colours.copy(), colour_labels, colours, counts, 0, 0)
+        return PaletteFit(colours.copy(), np.arange(colours.shape[0], dtype=np.int32), colours, counts, 0, 0)
+    stages = pixel_stages(pixels, colours, counts, n_colors, rng, sample_size)
+    centres, n_iter = fit_stages(
+        stages, n_colors, rng, n_init=n_init, max_iter=max_iter, tol_abs=tolerance(colours, counts, tol)
+    )
+    fit = map_colours(colours, counts, round_palette(centres))
+    fit.n_iter = n_iter
+    return fit
 
-    n_pixels = pixels.shape[0]
-    tol_abs = tolerance(colours, counts, tol)
-    sampled = sample_size is not None and n_pixels > sample_size
-    if sampled:
-        sample = _kernels.gather_rows(pixels, rng.integers(0, n_pixels, size=sample_size))
-        sample_colours, sample_counts = distinct_colours(sample)
-        # A sample poorer in colours than the palette cannot seed it.
-        sampled = sample_colours.shape[0] > n_colors
-    if not sampled:
-        sample, sample_colours, sample_counts = pixels, colours, counts
-    # Starts and swaps on a small nested sample, then Lloyd on the sample, then on all.
-    if sample.shape[0] > SWAP_SAMPLE:
-        # A random subset (the sample may be the whole image, whose first rows are not).
-        subset = _kernels.gather_rows(sample, rng.choice(sample.shape[0], SWAP_SAMPLE, replace=False))
-        seed_colours, seed_counts = distinct_colours(subset)
-        if seed_colours.shape[0] <= n_colors:
-            seed_colours, seed_counts = sample_colours, sample_counts
-    else:
-        seed_colours, seed_counts = sample_colours, sample_counts
-    with threads_for(seed_colours.shape[0]):
-        seed_columns = _kernels.point_columns(seed_colours)
-        fitted = best_of_inits(
-            seed_colours, seed_counts, n_colors, rng, n_init=n_init, max_iter=max_iter, tol_abs=tol_abs,
-            columns=seed_columns,
-        )
-        fitted = random_swaps(
-            seed_colours, seed_counts, fitted, rng, n_swaps=N_SWAPS, swap_iter=SWAP_ITER, tol_abs=tol_abs,
-            columns=seed_columns,
-        )
-    n_iter = fitted.n_iter
-    previous = seed_colours
-    for stage_colours, stage_counts in ((sample_colours, sample_counts), (colours, counts)):
-        if stage_colours is previous:
-            continue
-        previous = stage_colours
-        with threads_for(stage_colours.shape[0]):
-            # Only the centres go on: the palette is reassigned after rounding below.
-            fitted = lloyd(
-                stage_colours, stage_counts, fitted.centres, max_iter=max_iter, tol_abs=tol_abs, final_assign=False
-            )
-        n_iter += fitted.n_iter
 
-    palette = round_palette(fitted.centres)
-    colour_labels = np.empty(n_distinct, dtype=np.int32)
-    min_dist = np.empty(n_distinct, dtype=np.float32)
-    _kernels.assign_labels(colours, palette.astype(np.float32), colour_labels, min_dist)
+def map_colours(colours, counts, palette):
+    """A PaletteFit of the histogram (colours, counts) onto palette (m, d) uint8: every
+    distinct colour gets its nearest palette entry (exact, lowest index on ties)."""
+    colour_labels = nearest_entries(colours, palette.astype(np.float32))
     error = int(_kernels.squared_error(colours, counts, palette, colour_labels))
-    return PaletteFit(palette, colour_labels, colours, counts, error, n_iter)
+    return PaletteFit(palette, colour_labels, colours, counts, error, 0)
 
 
 def map_to_palette(pixels, palette):
-    """A PaletteFit that maps pixels (n, d) uint8 onto a given palette (m, d) uint8.
-
-    Every distinct colour gets its nearest palette entry (exact, lowest index on ties).
-    """
-    colours, counts = distinct_colours(pixels)
-    colour_labels = np.empty(colours.shape[0], dtype=np.int32)
-    min_dist = np.empty(colours.shape[0], dtype=np.float32)
-    _kernels.assign_labels(colours, palette.astype(np.float32), colour_labels, min_dist)
-    error = int(_kernels.squared_error(colours, counts, palette, colour_labels))
-    return PaletteFit(palette, colour_labels, colours, counts, error, 0)
+    """A PaletteFit that maps pixels (n, d) uint8 onto a given palette (m, d) uint8."""
+    return map_colours(*distinct_colours(pixels), palette)
 
 
 def remap(pixels, fit, labels_dtype):
