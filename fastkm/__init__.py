@@ -3,15 +3,27 @@
     >>> import fastkm
     >>> result = fastkm.quantize(image, n_colors=16)   # image: (H, W, 3) uint8
     >>> result.palette, result.labels, result.image, result.psnr
+    >>> fastkm.quantize(image, 16, dither=True, space="oklab")  # smoother, perceptual
+    >>> fastkm.quantize(image, 256, min_psnr=40)   # the fewest colours reaching 40 dB
+    >>> palette = fastkm.shared_palette(frames, 64)  # one palette for many images
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .api import FastkmError, KMeans, QuantizeResult, psnr_from_mse, quantize
+from .api import FastkmError, KMeans, QualityError, QuantizeResult, psnr_from_mse, quantize, shared_palette
 
 try:
     __version__ = version("fastkm")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["FastkmError", "KMeans", "QuantizeResult", "psnr_from_mse", "quantize", "__version__"]
+__all__ = [
+    "FastkmError",
+    "KMeans",
+    "QualityError",
+    "QuantizeResult",
+    "psnr_from_mse",
+    "quantize",
+    "shared_palette",
+    "__version__",
+]

@@ -635,10 +635,12 @@ def remap_through_table(pixels, label_table, labels):
 def squared_error(points, weights, palette, labels):
     """Total weighted squared error sum_i w_i * ||points[i] - palette[labels[i]]||^2.
 
-    points  IN (n, d) uint8; weights IN (n,) int64; palette IN (k, d) uint8;
-    labels  IN (n,) integer.  Exact (integer arithmetic), returns int64.
+    points  IN (n, d) uint8; weights IN (n,) int64, or (0,) for weight 1 everywhere;
+    palette IN (k, d) uint8; labels IN (n,) integer.  Exact (integer arithmetic),
+    returns int64.
     """
     n_points, n_channels = points.shape
+    unit_weights = weights.shape[0] == 0
     n_blocks = max(1, (n_points + SUM_BLOCK - 1) // SUM_BLOCK)
     partial = np.zeros(n_blocks, dtype=np.int64)
     for block in prange(n_blocks):
@@ -648,9 +650,120 @@ def squared_error(points, weights, palette, labels):
             for j in range(n_channels):
                 t = np.int64(points[i, j]) - np.int64(palette[labels[i], j])
                 d += t * t
-            total += weights[i] * d
+            total += d if unit_weights else weights[i] * d
         partial[block] = total
     total = 0
+    for block in range(n_blocks):
+        total += partial[block]
+    return total
+
+
+@njit(cache=True)
+def _nearest_entry(target, palette):
+    """Index of the palette row (m, d) float32 nearest to target (d,) float32; lowest on ties."""
+    best = 0
+    best_dist = np.inf
+    for c in range(palette.shape[0]):
+        dist = np.float32(0.0)
+        for j in range(target.shape[0]):
+            t = target[j] - palette[c, j]
+            dist += t * t
+        if dist < best_dist:
+            best_dist = dist
+            best = c
+    return best
+
+
+@njit(cache=True)
+def floyd_steinberg(points, width, palette, strength, skip, nearest_table, labels):
+    """Floyd-Steinberg error diffusion onto a palette, in serpentine row order.
+
+    points        IN  (n, d) uint8, the pixels of an image n / width rows high, row-major
+    palette       IN  (m, d) float32, in the same space as points
+    strength      IN  0..1, the fraction of each pixel's error passed on
+    skip          IN  (n,) bool: pixels left alone (their labels are kept, they pass on
+                  no error and the error sent to them is dropped); (0,) for none
+    nearest_table IN/OUT (256**d,) int32 filled with -1, or (0,) to search every pixel:
+                  a cache of the nearest entry of each integer colour, filled as met
+    labels        OUT (n,) integer, palette index of every pixel
+
+    Each pixel's value plus the error it received is clipped to 0..255, takes the nearest
+    entry (of the value rounded to integers when a table is given), and sends
+    ``strength`` times its remaining error to its unvisited neighbours: 7/16 ahead, 3/16
+    behind below, 5/16 below, 1/16 ahead below.  Serial: each pixel needs its
+    predecessors' errors.
+    """
+    n_points, n_channels = points.shape
+    height = n_points // width
+    error_row = np.zeros((width + 2, n_channels), dtype=np.float32)
+    error_below = np.zeros((width + 2, n_channels), dtype=np.float32)
+    target = np.empty(n_channels, dtype=np.float32)
+    rounded = np.empty(n_channels, dtype=np.float32)
+    use_table = nearest_table.shape[0] > 0
+    use_skip = skip.shape[0] > 0
+    share = np.float32(strength) / np.float32(16.0)
+    for y in range(height):
+        step = 1 if y % 2 == 0 else -1
+        for s in range(width):
+            x = s if step == 1 else width - 1 - s
+            i = y * width + x
+            if use_skip and skip[i]:
+                continue
+            for j in range(n_channels):
+                v = np.float32(points[i, j]) + error_row[x + 1, j]
+                target[j] = min(max(v, np.float32(0.0)), np.float32(255.0))
+            if use_table:
+                key = 0
+                for j in range(n_channels):
+                    rounded[j] = np.float32(np.int64(target[j] + np.float32(0.5)))
+                    key = key * 256 + np.int64(rounded[j])
+                label = nearest_table[key]
+                if label < 0:
+                    label = _nearest_entry(rounded, palette)
+                    nearest_table[key] = label
+            else:
+                label = _nearest_entry(target, palette)
+            labels[i] = label
+            for j in range(n_channels):
+                e = (target[j] - palette[label, j]) * share
+                error_row[x + 1 + step, j] += 7 * e
+                error_below[x + 1 - step, j] += 3 * e
+                error_below[x + 1, j] += 5 * e
+                error_below[x + 1 + step, j] += e
+        error_row, error_below = error_below, error_row
+        error_below[:] = 0.0
+
+
+@njit(cache=True, parallel=True)
+def oklab_distance_sum(pixels, labels, srgb_to_linear, rgb_to_lms, lms_to_lab, palette_lab):
+    """Sum over pixels of the OKLab distance between each pixel and its palette entry.
+
+    pixels        IN (n, C) uint8 sRGB, C = 3, or 1 for grey
+    labels        IN (n,) integer
+    srgb_to_linear IN (256,) float64; rgb_to_lms, lms_to_lab IN (3, 3) float64
+    palette_lab   IN (m, 3) float64, OKLab of the palette
+    Sums per fixed block, merged in order: the same result for any number of threads.
+    """
+    n_points, n_channels = pixels.shape
+    n_blocks = max(1, (n_points + SUM_BLOCK - 1) // SUM_BLOCK)
+    partial = np.zeros(n_blocks, dtype=np.float64)
+    for block in prange(n_blocks):
+        linear = np.empty(3, dtype=np.float64)
+        cone = np.empty(3, dtype=np.float64)
+        total = 0.0
+        for i in range(block * SUM_BLOCK, min((block + 1) * SUM_BLOCK, n_points)):
+            for j in range(3):
+                linear[j] = srgb_to_linear[pixels[i, j if n_channels == 3 else 0]]
+            for r in range(3):
+                cone[r] = np.cbrt(rgb_to_lms[r, 0] * linear[0] + rgb_to_lms[r, 1] * linear[1] + rgb_to_lms[r, 2] * linear[2])
+            dist = 0.0
+            for r in range(3):
+                lab = lms_to_lab[r, 0] * cone[0] + lms_to_lab[r, 1] * cone[1] + lms_to_lab[r, 2] * cone[2]
+                t = lab - palette_lab[labels[i], r]
+                dist += t * t
+            total += np.sqrt(dist)
+        partial[block] = total
+    total = 0.0
     for block in range(n_blocks):
         total += partial[block]
     return total

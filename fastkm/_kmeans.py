@@ -304,11 +304,11 @@ def weighted_stages(points, weights, n_colors, rng, sample_size):
     return Stages(seed, sample, full)
 
 
-def fit_stages(stages, n_colors, rng, *, n_init, max_iter, tol_abs):
+def fit_stages(stages, n_colors, rng, *, n_init, max_iter, tol_abs, n_swaps=N_SWAPS):
     """Fit n_colors centres through the stages; returns (centres (k, d) float64, n_iter).
 
     On the seed stage: k-means++ and Lloyd ``n_init`` times (the best start kept), then
-    N_SWAPS random swaps to leave poor local minima.  Lloyd then continues on the sample
+    ``n_swaps`` random swaps to leave poor local minima.  Lloyd then continues on the sample
     stage and on the full stage until converged (or ``max_iter``).
     """
     seed_points, seed_weights = stages.seed
@@ -319,7 +319,7 @@ def fit_stages(stages, n_colors, rng, *, n_init, max_iter, tol_abs):
             columns=seed_columns,
         )
         fitted = random_swaps(
-            seed_points, seed_weights, fitted, rng, n_swaps=N_SWAPS, swap_iter=SWAP_ITER, tol_abs=tol_abs,
+            seed_points, seed_weights, fitted, rng, n_swaps=n_swaps, swap_iter=SWAP_ITER, tol_abs=tol_abs,
             columns=seed_columns,
         )
     n_iter = fitted.n_iter

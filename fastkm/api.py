@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _kernels, _kmeans
+from . import _kernels, _kmeans, _pipeline, _spaces
 
 # Pixels in the random sample that seeds and pre-fits the palette before the refinement
 # on the full colour histogram (see bench/README.md for the measurement behind it).
@@ -62,20 +62,23 @@ def _check_seed(seed):
 
 
 def _image_pixels(image):
-    """Validate an image and view it as pixels (n, C) uint8, with its (H, W) shape."""
+    """Validate an image and view it as pixels (n, C) uint8, with its (H, W) shape.
+
+    C is 1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA); alpha is always last.
+    """
     image = _as_uint8(image, "image")
     if image.ndim == 2:
         image = image[:, :, None]
-    if image.ndim != 3 or image.shape[2] not in (1, 3):
+    if image.ndim != 3 or image.shape[2] not in (1, 2, 3, 4):
         raise FastkmError(
-            f"image has shape {image.shape}, expected (H, W) grey or (H, W, 3) RGB; "
-            "drop an alpha channel with image[..., :3]"
+            f"image has shape {image.shape}, expected (H, W) grey, (H, W, 2) grey + alpha, (H, W, 3) RGB "
+            "or (H, W, 4) RGBA"
         )
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise FastkmError(f"image has shape {image.shape}: it holds no pixels")
     height, width, n_channels = image.shape
     pixels = np.ascontiguousarray(image).reshape(height * width, n_channels)
-    return pixels, (height, width), n_channels == 1
+    return pixels, (height, width)
 
 
 def psnr_from_mse(mse):
@@ -87,14 +90,19 @@ def psnr_from_mse(mse):
 class QuantizeResult:
     """The outcome of ``quantize``.
 
-    palette  (m, C) uint8, m = min(n_colors, number of distinct colours in the image)
+    palette  (m, C) uint8, C = the image's channels (alpha last, straight, not
+             premultiplied); m <= n_colors, and m = the number of distinct colours when
+             the image has no more than n_colors.  With transparent pixels, entry 0 is
+             fully transparent (0, 0, 0, 0) and the others follow by rising alpha.
     labels   (H, W) uint8 when m <= 256, else uint16: palette index of every pixel
-    mse      mean squared error per channel against the input (float)
+    mse      mean squared error per channel against the input (float); with alpha, of
+             the premultiplied channels (the error seen when composited)
     psnr     10 log10(255^2 / mse) in dB (inf when exact)
-    n_distinct  number of distinct colours in the input
+    delta_e  mean OKLab ΔE (Euclidean OKLab distance, L in 0..1) between every pixel and
+             its palette colour; None for images with alpha.  Computed on first access.
+    n_distinct  number of distinct colours of the fitted pixels
     n_iter   Lloyd iterations run
-    image    (H, W, C) uint8 = palette[labels] (squeezed to (H, W) for grey input),
-             computed on access
+    image    (H, W, C) uint8 = palette[labels] ((H, W) for grey input), computed on access
     """
 
     palette: np.ndarray
@@ -104,6 +112,7 @@ class QuantizeResult:
     n_distinct: int
     n_iter: int
     grey: bool = field(default=False, repr=False)
+    _delta_e: object = field(default=None, repr=False)
 
     @property
     def n_colors(self):
@@ -114,6 +123,87 @@ class QuantizeResult:
         quantized = self.palette[self.labels]
         return quantized[:, :, 0] if self.grey else quantized
 
+    @property
+    def delta_e(self):
+        if callable(self._delta_e):
+            self._delta_e = self._delta_e()
+        return self._delta_e
+
+
+class QualityError(FastkmError):
+    """``min_psnr`` cannot be reached with at most ``n_colors`` colours."""
+
+    def __init__(self, message, psnr, n_colors):
+        super().__init__(message)
+        self.psnr = psnr
+        self.n_colors = n_colors
+
+
+def _check_dither(dither):
+    if isinstance(dither, bool):
+        return 1.0 if dither else 0.0
+    if not isinstance(dither, (int, float, np.floating)) or not 0.0 <= dither <= 1.0:
+        raise FastkmError(f"dither={dither!r} must be a strength between 0 and 1 (or True / False)")
+    return float(dither)
+
+
+def _check_space(space, alpha):
+    if space not in _spaces.SPACES:
+        raise FastkmError(f"space={space!r} must be one of {', '.join(map(repr, _spaces.SPACES))}")
+    if space == "oklab" and alpha:
+        raise FastkmError("space='oklab' does not support images with transparency yet; use space='rgb'")
+    return space
+
+
+def _check_palette(palette, n_channels):
+    palette = _as_uint8(palette, "palette")
+    if palette.ndim != 2 or palette.shape[1] != n_channels or not 1 <= palette.shape[0] <= MAX_COLORS:
+        raise FastkmError(
+            f"palette has shape {palette.shape}, expected (m, {n_channels}) with 1 <= m <= {MAX_COLORS} "
+            "(one row per colour, as many channels as the image)"
+        )
+    return np.ascontiguousarray(palette)
+
+
+def _smallest_fit(prepared, n_max, min_psnr, n_values, rng, fit_options):
+    """The fit with the fewest colours (at most n_max) whose PSNR reaches min_psnr.
+
+    Every try reuses the image's histogram and samples.  The size is found by bisection
+    with quick fits (one k-means++ start, no random swaps: about a tenth of the cost);
+    only the size found gets the full fit, which is kept unless the quick one is better.
+    PSNR grows with the number of colours in practice, not strictly: the answer is the
+    smallest size the bisection met that reaches the target.
+    """
+    quick_options = dict(fit_options, n_init=1, n_swaps=0)
+
+    def psnr_of(fitted):
+        return psnr_from_mse(fitted.squared_error / n_values)
+
+    def attempt(n_colors, options):
+        fitted = _pipeline.fit(prepared, n_colors, rng, **options)
+        return fitted, psnr_of(fitted)
+
+    # Bisection for the smallest size whose quick fit reaches the target, in [low, high].
+    low, high = 2 if prepared.reserves_transparent else 1, n_max
+    quick = None
+    while low <= high:
+        middle = (low + high) // 2
+        fitted, psnr = attempt(middle, quick_options)
+        if psnr >= min_psnr:
+            quick, high = fitted, min(middle, fitted.palette.shape[0]) - 1
+        else:
+            low = middle + 1
+    # The full fit at the size found (or at n_max, which a quick fit could not make reach).
+    full, psnr = attempt(quick.palette.shape[0] if quick is not None else n_max, fit_options)
+    if quick is None and psnr < min_psnr:
+        raise QualityError(
+            f"{n_max} colours reach only {psnr:.2f} dB, below the target of {min_psnr:g} dB; "
+            "allow more colours or lower the target",
+            psnr,
+            n_max,
+        )
+    return full if quick is None or full.squared_error <= quick.squared_error else quick
+
 
 def quantize(
     image,
@@ -121,6 +211,9 @@ def quantize(
     *,
     palette=None,
     seed=0,
+    dither=0.0,
+    space="rgb",
+    min_psnr=None,
     sample_size=DEFAULT_SAMPLE_SIZE,
     n_init=DEFAULT_N_INIT,
     max_iter=100,
@@ -128,54 +221,157 @@ def quantize(
 ):
     """Reduce an image to ``n_colors`` colours with k-means.
 
-    image       (H, W, 3) RGB or (H, W) grey, uint8
+    image       (H, W) grey, (H, W, 2) grey + alpha, (H, W, 3) RGB or (H, W, 4) RGBA,
+                uint8.  With alpha, colours are clustered premultiplied (what shows
+                when composited), and fully transparent pixels share one transparent
+                entry (which counts towards n_colors).
     n_colors    palette size, 1..65536 (an image with fewer distinct colours gets
-                exactly its own colours)
+                exactly its own colours); with ``min_psnr``, the most colours allowed
     palette     optional (m, C) uint8 palette to map the image onto instead of fitting
                 one (C = the image's channels; n_colors is then ignored)
     seed        seed of NumPy's random generator: the same seed gives the same result,
                 for any number of threads
+    dither      Floyd-Steinberg error diffusion strength, 0 (off) to 1 (full), or True
+    space       "rgb": k-means on the stored sRGB values (minimises MSE); "oklab":
+                k-means on OKLab, a perceptual space (minimises ΔE; no alpha)
+    min_psnr    target PSNR in dB: use the fewest colours, up to n_colors, that reach it
+                (before dithering); raises QualityError when n_colors cannot
     sample_size pixels sampled to seed and pre-fit the palette before the exact
                 refinement on all pixels (None: no sampling stage)
     n_init      k-means++ starts tried on the sample (or on small images); the best
                 one is refined
     max_iter    Lloyd iterations per stage; tol: centre-shift tolerance relative to the
                 pixels' variance
-    returns     QuantizeResult (palette, labels, image, mse, psnr)
+    returns     QuantizeResult (palette, labels, image, mse, psnr, delta_e)
     """
-    pixels, (height, width), grey = _image_pixels(image)
+    pixels, (height, width) = _image_pixels(image)
+    n_channels = pixels.shape[1]
+    alpha = n_channels in (2, 4)
     n_colors = _check_n_colors(n_colors)
     seed = _check_seed(seed)
     sample_size = _check_positive_int(sample_size, "sample_size", allow_none=True)
     n_init = _check_positive_int(n_init, "n_init")
     max_iter = _check_positive_int(max_iter, "max_iter")
     tol = _check_tol(tol)
+    dither = _check_dither(dither)
+    space = _check_space(space, alpha)
+    if palette is not None:
+        palette = _check_palette(palette, n_channels)
+        if min_psnr is not None:
+            raise FastkmError("min_psnr chooses the number of colours of a fitted palette; it cannot go with palette=")
+    if min_psnr is not None and (
+        isinstance(min_psnr, bool) or not isinstance(min_psnr, (int, float, np.floating)) or not min_psnr > 0
+    ):
+        raise FastkmError(f"min_psnr={min_psnr!r} must be a positive number of dB")
     rng = np.random.default_rng(seed)
 
+    opaque_alpha = alpha and palette is None and bool(np.all(pixels[:, -1] == 255))
+    if opaque_alpha:
+        # Every pixel opaque: fit the colours alone, as fast as an image without alpha.
+        pixels, alpha = pixels[:, :-1], False
+    prepared = _pipeline.prepare(
+        pixels, alpha=alpha, space=space, n_colors=n_colors, rng=rng, sample_size=sample_size,
+        reserve_transparent=palette is None,
+    )
+    if prepared.reserves_transparent and n_colors < 2 and prepared.colours.shape[0] > 0:
+        raise FastkmError("an image with transparent and visible pixels needs n_colors >= 2 (one is transparent)")
+    fit_options = {"n_init": n_init, "max_iter": max_iter, "tol": tol}
     if palette is not None:
-        palette = _as_uint8(palette, "palette")
-        if palette.ndim != 2 or palette.shape[1] != pixels.shape[1] or not 1 <= palette.shape[0] <= MAX_COLORS:
-            raise FastkmError(
-                f"palette has shape {palette.shape}, expected (m, {pixels.shape[1]}) with 1 <= m <= {MAX_COLORS} "
-                "(one row per colour, as many channels as the image)"
-            )
-        fit = _kmeans.map_to_palette(pixels, np.ascontiguousarray(palette))
+        fitted = _pipeline.map_onto(prepared, palette)
+    elif min_psnr is not None:
+        fitted = _smallest_fit(prepared, n_colors, float(min_psnr), pixels.size, rng, fit_options)
     else:
-        fit = _kmeans.fit_palette(
-            pixels, n_colors, rng, sample_size=sample_size, n_init=n_init, max_iter=max_iter, tol=tol
-        )
-    labels_dtype = np.uint8 if fit.palette.shape[0] <= 256 else np.uint16
-    labels = _kmeans.remap(pixels, fit, labels_dtype).reshape(height, width)
-    mse = fit.squared_error / pixels.size
+        fitted = _pipeline.fit(prepared, n_colors, rng, **fit_options)
+
+    labels_dtype = np.uint8 if fitted.palette.shape[0] <= 256 else np.uint16
+    if dither > 0:
+        labels = _pipeline.dithered_labels(prepared, fitted, width, dither, labels_dtype)
+        squared_error = _pipeline.pixel_squared_error(prepared, fitted.palette, labels)
+
+        def delta_e():
+            return _pipeline.mean_delta_e(prepared, fitted.palette, labels=labels)
+    else:
+        labels = _pipeline.pixel_labels(prepared, fitted, labels_dtype)
+        squared_error = fitted.squared_error
+
+        def delta_e():
+            return _pipeline.mean_delta_e(prepared, fitted.palette, result=fitted)
+    palette_out = fitted.palette
+    if opaque_alpha:
+        palette_out = np.concatenate([palette_out, np.full((palette_out.shape[0], 1), 255, np.uint8)], axis=1)
+    mse = squared_error / (height * width * n_channels)
     return QuantizeResult(
-        palette=fit.palette,
-        labels=labels,
+        palette=palette_out,
+        labels=labels.reshape(height, width),
         mse=mse,
         psnr=psnr_from_mse(mse),
-        n_distinct=int(fit.colours.shape[0]),
-        n_iter=fit.n_iter,
-        grey=grey,
+        n_distinct=int(prepared.colours.shape[0]),
+        n_iter=fitted.n_iter,
+        grey=n_channels == 1,
+        _delta_e=delta_e,
     )
+
+
+# Each image's histogram in a shared fit weighs this much in all: equal shares, as
+# integers so the fit's sums stay exact.
+SHARED_WEIGHT = 1 << 24
+
+
+def shared_palette(
+    images,
+    n_colors=16,
+    *,
+    seed=0,
+    space="rgb",
+    sample_size=DEFAULT_SAMPLE_SIZE,
+    n_init=DEFAULT_N_INIT,
+    max_iter=100,
+    tol=1e-4,
+):
+    """One palette fitted to several images at once (an image set, animation frames).
+
+    images      an iterable of (H, W) grey or (H, W, 3) RGB uint8 images, read once (a
+                generator may load files one at a time); sizes may differ
+    n_colors, seed, space, sample_size, n_init, max_iter, tol: as for ``quantize``
+    returns     palette (m, C) uint8, C = 3 if any image is RGB, else 1
+
+    Each image contributes a uniform random sample of up to ``sample_size`` pixels, and
+    every image weighs the same in the fit, whatever its size.  Map each image onto the
+    palette with ``quantize(image, palette=palette, space=space)`` (grey images onto an
+    RGB palette as ``np.dstack([grey] * 3)``).
+    """
+    n_colors = _check_n_colors(n_colors)
+    seed = _check_seed(seed)
+    sample_size = _check_positive_int(sample_size, "sample_size", allow_none=True)
+    fit_options = {
+        "n_init": _check_positive_int(n_init, "n_init"),
+        "max_iter": _check_positive_int(max_iter, "max_iter"),
+        "tol": _check_tol(tol),
+    }
+    space = _check_space(space, alpha=False)
+    rng = np.random.default_rng(seed)
+    histograms = []
+    for index, image in enumerate(images):
+        pixels, _ = _image_pixels(image)
+        if pixels.shape[1] in (2, 4):
+            raise FastkmError(f"image {index} has alpha: shared palettes of images with transparency are not supported yet")
+        if sample_size is not None and pixels.shape[0] > sample_size:
+            pixels = _kernels.gather_rows(pixels, rng.integers(0, pixels.shape[0], size=sample_size))
+        colours, counts = _kmeans.distinct_colours(pixels)
+        histograms.append((colours, np.rint(counts * (SHARED_WEIGHT / counts.sum())).astype(np.int64)))
+    if not histograms:
+        raise FastkmError("shared_palette needs at least one image")
+    n_channels = max(colours.shape[1] for colours, _ in histograms)
+    colours = np.concatenate([np.repeat(c, n_channels // c.shape[1], axis=1) for c, _ in histograms])
+    # Merge colours that several images hold, adding their weights.
+    keys = colours.astype(np.uint32) @ (np.uint32(1) << (np.uint32(8) * np.arange(n_channels - 1, -1, -1, dtype=np.uint32)))
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    weights = np.bincount(inverse.ravel(), weights=np.concatenate([w for _, w in histograms])).astype(np.int64)
+    colours = np.ascontiguousarray(colours[first])
+    points = _spaces.encode_oklab(colours) if space == "oklab" else colours
+    stages = _kmeans.weighted_stages(points, weights, n_colors, rng, sample_size)
+    prepared = _pipeline.Prepared(None, False, space, colours, weights, points, stages, None, None)
+    return _pipeline.fit(prepared, n_colors, rng, **fit_options).palette
 
 
 class KMeans:

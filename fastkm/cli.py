@@ -7,18 +7,21 @@ usage errors (bad options) exit with 2, as typer does.  ``--debug`` shows traceb
 import sys
 import time
 from pathlib import Path
+from enum import Enum
 from typing import List, Optional
 
+import numpy as np
 import typer
 
 from . import __version__, _kernels
-from .api import DEFAULT_SAMPLE_SIZE, MAX_COLORS, FastkmError, quantize
+from .api import DEFAULT_SAMPLE_SIZE, MAX_COLORS, FastkmError, quantize, shared_palette
 from .figure import side_by_side
 from .io import (
     DEFAULT_MAX_PIXELS,
     INDEXED_SUFFIXES,
     RGB_SUFFIXES,
     ImageReadError,
+    frame_count,
     ImageWriteError,
     indexed_capacity_error,
     output_kind,
@@ -91,15 +94,34 @@ def _check_output(input_path, output_path, force):
         raise Refused(f"{output_path}: already exists; use --force to replace it")
 
 
-def _quantize_file(input_path, n_colors, seed, sample_size, max_pixels, palette=None):
-    image = read_image(input_path, max_pixels=max_pixels)
-    if palette is not None and image.ndim == 2:
-        palette = palette[:, :1]  # a grey image takes the palette's first channel
+def _note(message):
+    typer.echo(message, err=True)
+
+
+def _quantize_file(input_path, options, echo=_note):
+    """Read and quantize one file with the fit options; returns (image, result, seconds)."""
+    image = read_image(input_path, max_pixels=options["max_pixels"])
+    n_frames = frame_count(input_path)
+    if n_frames > 1:
+        echo(f"note: {input_path} has {n_frames} frames; fastkm quantizes the first one")
+    palette = options.get("palette")
+    if palette is not None and image.ndim == 2 and palette.shape[1] == 3:
+        image = np.dstack([image] * 3)  # a grey image onto a colour palette
     if not _kernels.kernels_cached():
-        typer.echo("Compiling fastkm's kernels (first run only; they are cached for next time)...", err=True)
+        echo("Compiling fastkm's kernels (first run only; they are cached for next time)...")
     start = time.perf_counter()
-    result = quantize(image, n_colors, palette=palette, seed=seed, sample_size=sample_size)
+    result = quantize(
+        image, options["n_colors"], palette=palette, seed=options["seed"], sample_size=options["sample_size"],
+        dither=options["dither"], space=options["space"], min_psnr=options.get("min_psnr"),
+    )
     return image, result, time.perf_counter() - start
+
+
+def _quality(result):
+    """'MSE m, PSNR p dB, ΔE d' for a summary line."""
+    delta_e = result.delta_e
+    text = f"MSE {result.mse:.2f}, PSNR {result.psnr:.2f} dB"
+    return text + (f", ΔE {delta_e:.4f}" if delta_e is not None else "")
 
 
 # What one file can fail with; anything else is a bug and keeps its traceback.
@@ -128,6 +150,20 @@ MAX_PIXELS_OPTION = typer.Option(
 SAMPLE_OPTION = typer.Option(
     DEFAULT_SAMPLE_SIZE, "--sample-size", min=1, help="Pixels sampled to seed the fit before the exact refinement."
 )
+DITHER_OPTION = typer.Option(False, "--dither", help="Floyd-Steinberg dithering: smoother gradients, lower PSNR.")
+DITHER_STRENGTH_OPTION = typer.Option(
+    1.0, "--dither-strength", min=0.0, max=1.0, help="Share of each pixel's error passed on by --dither (0..1)."
+)
+
+
+class Space(str, Enum):
+    rgb = "rgb"
+    oklab = "oklab"
+
+
+SPACE_OPTION = typer.Option(
+    Space.rgb, "--space", help="Colour space of the fit: rgb (lowest MSE) or oklab (perceptual, lowest ΔE)."
+)
 
 
 # Every format fastkm writes is one it reads; other files in a folder are skipped.
@@ -140,13 +176,10 @@ def _check_colours_fit(output_path, n_colors):
         raise typer.BadParameter(reason, param_hint="'-k'")
 
 
-def _quantize_to(input_path, output_path, options):
+def _quantize_to(input_path, output_path, options, echo=_note):
     """Quantize one file and write it; returns the result and the seconds quantize took."""
     _check_output(input_path, output_path, options["force"])
-    image, result, seconds = _quantize_file(
-        input_path, options["n_colors"], options["seed"], options["sample_size"], options["max_pixels"],
-        options["palette"],
-    )
+    image, result, seconds = _quantize_file(input_path, options, echo=echo)
     write_quantized(output_path, result.palette, result.labels, optimize=options["optimize"])
     if options["save_palette"] is not None:
         write_palette(options["save_palette"], result.palette)
@@ -187,6 +220,10 @@ def _batch(inputs, output_dir, options, recursive):
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
     ) as progress:
         task = progress.add_task("quantizing", total=len(files))
+
+        def note(message):
+            progress.console.print(message, markup=False, highlight=False, soft_wrap=True)
+
         for path, root in files:
             shown = str(path.relative_to(root)) if root is not None else path.name
             progress.update(task, description=f"quantizing {shown}")
@@ -199,8 +236,11 @@ def _batch(inputs, output_dir, options, recursive):
                 if target in planned:
                     raise Refused(f"{target}: also the output of {planned[target]}; rename one of the inputs")
                 planned[target] = path
-                result, seconds = _quantize_to(path, target, options)
-                rows.append((shown, "ok", f"{result.n_colors}", f"{result.psnr:.2f}", f"{seconds:.2f}", str(target)))
+                result, seconds = _quantize_to(path, target, options, echo=note)
+                delta_e = "" if result.delta_e is None else f"{result.delta_e:.4f}"
+                rows.append(
+                    (shown, "ok", f"{result.n_colors}", f"{result.psnr:.2f}", delta_e, f"{seconds:.2f}", str(target))
+                )
             except (*FAILURES, MemoryError) as error:
                 if _state["debug"]:
                     raise
@@ -208,13 +248,13 @@ def _batch(inputs, output_dir, options, recursive):
                     error = f"{path}: not enough memory for this image"
                 n_failed += 1
                 progress.console.print(f"error: {error}", style="red", markup=False, highlight=False, soft_wrap=True)
-                rows.append((shown, "failed", "", "", "", ""))
+                rows.append((shown, "failed", "", "", "", "", ""))
             progress.advance(task)
     for path in skipped:
-        rows.append((path.name, "skipped: not an image", "", "", "", ""))
+        rows.append((path.name, "skipped: not an image", "", "", "", "", ""))
     table = Table(title=f"fastkm quantize -k {n_colors}: {len(files) - n_failed} written, {n_failed} failed, "
                   f"{len(skipped)} skipped")
-    for column in ("input", "status", "colours", "PSNR dB", "seconds"):
+    for column in ("input", "status", "colours", "PSNR dB", "ΔE", "seconds"):
         table.add_column(column, no_wrap=True)
     table.add_column("output", overflow="fold")
     for row in rows:
@@ -224,6 +264,40 @@ def _batch(inputs, output_dir, options, recursive):
         if not files:
             typer.secho("error: no image files found in the inputs", err=True, fg=typer.colors.RED)
         raise typer.Exit(1)
+
+
+def _fit_shared(inputs, options, recursive):
+    """Fit one palette over every readable input (with a progress bar) into options["palette"].
+
+    Unreadable files are left out here; the batch that follows reports them.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    files = [path for path, _ in _collect(inputs, recursive)[0]]
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=Console(stderr=True),
+    ) as progress:
+        task = progress.add_task("sampling for the shared palette", total=len(files))
+
+        def images():
+            for path in files:
+                try:
+                    yield read_image(path, max_pixels=options["max_pixels"])
+                except ImageReadError:
+                    pass
+                finally:
+                    progress.advance(task)
+
+        if not _kernels.kernels_cached():
+            _note("Compiling fastkm's kernels (first run only; they are cached for next time)...")
+        # Alpha is not shared yet: such an image fails here with a clear message.
+        options["palette"] = shared_palette(
+            images(), options["n_colors"], seed=options["seed"], space=options["space"],
+            sample_size=options["sample_size"],
+        )
+    _note(f"shared palette: {_count(options['palette'].shape[0], 'colour')} fitted over {_count(len(files), 'input')}")
 
 
 @app.command("quantize")
@@ -251,6 +325,16 @@ def quantize_command(
         None, "--save-palette", help="Also write the palette used (.gpl or .json); one input only."
     ),
     max_pixels: int = MAX_PIXELS_OPTION,
+    dither: bool = DITHER_OPTION,
+    dither_strength: float = DITHER_STRENGTH_OPTION,
+    space: Space = SPACE_OPTION,
+    min_psnr: Optional[float] = typer.Option(
+        None, "--psnr", min=0.001,
+        help="Target quality in dB: the fewest colours, up to -k, that reach it (fails if -k colours cannot).",
+    ),
+    shared: bool = typer.Option(
+        False, "--shared-palette", help="Fit one palette over all inputs (an equal share each) and map every input onto it."
+    ),
 ):
     """Reduce images to N colours and write them (indexed PNGs by default).
 
@@ -259,7 +343,13 @@ def quantize_command(
     options = {
         "n_colors": n_colors, "seed": seed, "sample_size": sample_size, "force": force, "optimize": optimize,
         "max_pixels": max_pixels, "palette": None, "save_palette": save_palette,
+        "dither": dither_strength if dither else 0.0, "space": space.value, "min_psnr": min_psnr,
     }
+    if min_psnr is not None and (palette_file is not None or shared):
+        raise typer.BadParameter("chooses the size of a fitted palette; not with --palette or --shared-palette",
+                                 param_hint="'--psnr'")
+    if shared and palette_file is not None:
+        raise typer.BadParameter("fits a palette; not with --palette", param_hint="'--shared-palette'")
     if palette_file is not None:
         try:
             options["palette"] = read_palette(palette_file)
@@ -267,14 +357,22 @@ def quantize_command(
             _fail(str(error))
     if save_palette is not None and save_palette.suffix.lower() not in (".gpl", ".json"):
         raise typer.BadParameter(f"{save_palette}: use a .gpl or .json file name", param_hint="'--save-palette'")
-    if len(inputs) > 1 or inputs[0].is_dir():
-        if save_palette is not None:
-            raise typer.BadParameter("saves the palette of one input only", param_hint="'--save-palette'")
+    batch = len(inputs) > 1 or inputs[0].is_dir()
+    if batch:
+        if save_palette is not None and not shared:
+            raise typer.BadParameter("saves the palette of one input, or with --shared-palette",
+                                     param_hint="'--save-palette'")
         if output is not None and output.suffix and not output.is_dir():
             raise typer.BadParameter(
                 f"{output}: with several inputs or a folder, -o names an output folder", param_hint="'-o'"
             )
         _check_colours_fit(Path("output.png"), n_colors)  # batch outputs are PNGs
+    if shared:
+        _run(lambda: _fit_shared(inputs, options, recursive))
+        if save_palette is not None:
+            _run(lambda: write_palette(save_palette, options["palette"]))
+            options["save_palette"] = None
+    if batch:
         _batch(inputs, output, options, recursive)
         return
 
@@ -290,7 +388,7 @@ def quantize_command(
             note = f" (the image has only {_count(result.n_distinct, 'distinct colour')}: kept exactly)"
         typer.echo(
             f"{input_path.name} {width}x{height} -> {output_path}: {_count(result.n_colors, 'colour')}{note}, "
-            f"PSNR {result.psnr:.2f} dB, {seconds:.2f} s, "
+            f"{_quality(result)}, {seconds:.2f} s, "
             f"{_human_bytes(input_path.stat().st_size)} -> {_human_bytes(output_path.stat().st_size)}"
         )
 
@@ -307,17 +405,27 @@ def compare_command(
     max_side: int = typer.Option(1024, "--max-side", min=16, help="Longest side of each panel, in pixels."),
     force: bool = typer.Option(False, "--force", "-f", help="Replace an existing figure file (never the input)."),
     max_pixels: int = MAX_PIXELS_OPTION,
+    dither: bool = DITHER_OPTION,
+    dither_strength: float = DITHER_STRENGTH_OPTION,
+    space: Space = SPACE_OPTION,
 ):
     """Write a figure: INPUT and its N-colour version side by side, with captions."""
+    options = {
+        "n_colors": n_colors, "seed": seed, "sample_size": sample_size, "max_pixels": max_pixels,
+        "dither": dither_strength if dither else 0.0, "space": space.value,
+    }
 
     def body():
         output_kind(output)  # an unknown figure format fails now, not after the work
         _check_output(input_path, output, force)
-        image, result, seconds = _quantize_file(input_path, n_colors, seed, sample_size, max_pixels)
+        image, result, seconds = _quantize_file(input_path, options)
         height, width = result.labels.shape
+        how = ", ".join([f"k = {result.n_colors}"] + (["OKLab"] if space is Space.oklab else [])
+                        + (["dithered"] if dither else []))
+        delta_e = f", ΔE {result.delta_e:.4f}" if result.delta_e is not None else ""
         captions = (
             f"original ({width}x{height}, {result.n_distinct:,} colours)",
-            f"fastkm, k = {result.n_colors}: PSNR {result.psnr:.2f} dB",
+            f"fastkm, {how}: PSNR {result.psnr:.2f} dB{delta_e}",
         )
         figure = side_by_side(image, result.image, captions, max_side=max_side)
         write_image(output, figure)

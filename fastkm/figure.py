@@ -7,8 +7,17 @@ BACKGROUND = (255, 255, 255)
 TEXT = (20, 20, 20)
 
 
+def _over_checkerboard(image, square=8):
+    """An RGBA image composited over a light grey checkerboard, as image editors show it."""
+    yy, xx = np.mgrid[: image.height, : image.width]
+    board = np.where(((yy // square + xx // square) % 2)[..., None] == 0, 255, 204).astype(np.uint8)
+    background = Image.fromarray(np.repeat(board, 3, axis=2)).convert("RGBA")
+    return Image.alpha_composite(background, image.convert("RGBA")).convert("RGB")
+
+
 def _panel(array, max_side):
-    image = Image.fromarray(array).convert("RGB")
+    image = Image.fromarray(array)
+    image = _over_checkerboard(image) if image.mode in ("RGBA", "LA") else image.convert("RGB")
     scale = min(1.0, max_side / max(image.size))
     if scale < 1.0:
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
@@ -21,7 +30,8 @@ def _panel(array, max_side):
 def side_by_side(original, quantized, captions, *, max_side=1024, gap=16):
     """One RGB image (h, w, 3) uint8: the two images next to each other, each captioned.
 
-    original, quantized  (H, W, 3) or (H, W) uint8, the same shape
+    original, quantized  (H, W), (H, W, 2), (H, W, 3) or (H, W, 4) uint8, the same shape
+                         (alpha shown over a checkerboard)
     captions             two strings, drawn under the images
     max_side             each panel is shrunk (nearest neighbour) so its longer side is at most this
     """

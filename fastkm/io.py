@@ -53,10 +53,13 @@ def _to_uint8(array, path):
 
 
 def read_image(path, *, max_pixels=DEFAULT_MAX_PIXELS):
-    """Read an image file as (H, W, 3) RGB or (H, W) grey uint8.
+    """Read an image file as (H, W, 3) RGB or (H, W) grey uint8, with alpha as a last
+    channel ((H, W, 4) RGBA, (H, W, 2) grey + alpha) when some pixel is not opaque.
 
-    The first frame of a multi-frame file is used; the EXIF orientation is applied;
-    palette, CMYK and other colour modes become RGB; 16-bit samples are rounded to 8 bits.
+    The first frame of a multi-frame file is used (``frame_count`` tells how many there
+    are); the EXIF orientation is applied; palette images (their tRNS transparency
+    included), CMYK and other colour modes become RGB or RGBA; 16-bit samples are
+    rounded to 8 bits.
     A file whose header gives more than ``max_pixels`` pixels is refused before any
     pixel is decoded.  Raises ImageReadError with a one-line reason when the file is
     missing, too large, or not an image this function can decode.
@@ -96,19 +99,22 @@ def read_image(path, *, max_pixels=DEFAULT_MAX_PIXELS):
     finally:
         Image.MAX_IMAGE_PIXELS = previous_limit
     array = _to_uint8(np.asarray(array), path)
-    if array.ndim == 3 and array.shape[2] in (2, 4):
-        if np.all(array[..., -1] == 255):
-            array = array[..., :-1]
-        else:
-            raise ImageReadError(
-                f"{path}: has transparent pixels, which fastkm does not quantize yet; "
-                "flatten it onto a background first"
-            )
+    if array.ndim == 3 and array.shape[2] in (2, 4) and np.all(array[..., -1] == 255):
+        array = array[..., :-1]  # an alpha channel that is opaque everywhere says nothing
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[..., 0]
-    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (2, 3, 4)):
         raise ImageReadError(f"{path}: unexpected image shape {array.shape}")
     return np.ascontiguousarray(array)
+
+
+def frame_count(path):
+    """How many frames (pages, animation frames) an image file holds; 1 when unknown."""
+    try:
+        with Image.open(path) as image:
+            return int(getattr(image, "n_frames", 1))
+    except Exception:  # only a hint for a message: read_image reports real problems
+        return 1
 
 
 def indexed_capacity_error(path, n_colors):
@@ -162,24 +168,54 @@ def _atomic_save(path, save):
 
 
 def _palette_image(palette, labels):
-    """A Pillow 'P' image from palette (m, C) uint8 and labels (H, W) uint8."""
+    """A Pillow 'P' image from palette (m, C) uint8, C in 1..4 (alpha last for 2 and 4),
+    and labels (H, W) uint8; a palette with alpha becomes an RGBA palette (PNG: tRNS)."""
     height, width = labels.shape
     image = Image.frombytes("P", (width, height), np.ascontiguousarray(labels, dtype=np.uint8).tobytes())
-    rgb = palette if palette.shape[1] == 3 else np.repeat(palette[:, :1], 3, axis=1)
-    image.putpalette(np.ascontiguousarray(rgb, dtype=np.uint8).tobytes(), rawmode="RGB")
+    colour = palette[:, :3] if palette.shape[1] >= 3 else np.repeat(palette[:, :1], 3, axis=1)
+    if palette.shape[1] in (2, 4):
+        rgba = np.concatenate([colour, palette[:, -1:]], axis=1)
+        image.putpalette(np.ascontiguousarray(rgba, dtype=np.uint8).tobytes(), rawmode="RGBA")
+    else:
+        image.putpalette(np.ascontiguousarray(colour, dtype=np.uint8).tobytes(), rawmode="RGB")
     return image
 
 
+def has_alpha(palette):
+    """True when a palette (m, C) has an alpha channel with some entry not opaque."""
+    return palette.shape[1] in (2, 4) and bool(np.any(palette[:, -1] < 255))
+
+
+def alpha_capacity_error(path, palette):
+    """The reason a palette's transparency cannot go into the file at ``path``, or None."""
+    suffix = Path(path).suffix.lower()
+    if not has_alpha(palette):
+        return None
+    if suffix in (".bmp", ".jpg", ".jpeg"):
+        return f"{suffix} files cannot hold transparency; write a .png, .webp or .tif"
+    if suffix == ".gif" and np.any((palette[:, -1] > 0) & (palette[:, -1] < 255)):
+        return "GIF holds only fully transparent or opaque pixels, and this image has translucent ones; write a .png"
+    return None
+
+
 def write_quantized(path, palette, labels, *, optimize=False):
-    """Write a quantized image: palette (m, C) uint8 with C in (1, 3), labels (H, W).
+    """Write a quantized image: palette (m, C) uint8 with C in 1..4 (alpha last for 2 and
+    4, straight), labels (H, W).
 
     Indexed formats (PNG, GIF, BMP, TIFF) store the palette and one index per pixel
-    (PNG at 1, 2, 4 or 8 bits per pixel); WebP (lossless) and JPEG store palette[labels].
-    ``optimize`` spends more time on PNG compression for a smaller file.
+    (PNG at 1, 2, 4 or 8 bits per pixel, transparency in its tRNS chunk; GIF with one
+    transparent index); WebP (lossless) and JPEG store palette[labels], and so does TIFF
+    for a palette with alpha.  ``optimize`` spends more time on PNG compression for a
+    smaller file.  Transparency that the format cannot hold raises ImageWriteError.
     """
     kind = output_kind(path)
     suffix = Path(path).suffix.lower()
-    if kind == "indexed":
+    reason = alpha_capacity_error(path, palette)
+    if reason:
+        raise ImageWriteError(f"{path}: {reason}")
+    if not has_alpha(palette) and palette.shape[1] in (2, 4):
+        palette = palette[:, :-1]  # opaque everywhere: no alpha channel to store
+    if kind == "indexed" and not (suffix in (".tif", ".tiff") and has_alpha(palette)):
         reason = indexed_capacity_error(path, palette.shape[0])
         if reason:
             raise ImageWriteError(f"{path}: {reason}")
@@ -191,13 +227,17 @@ def write_quantized(path, palette, labels, *, optimize=False):
             # Level 3: measured on a 12 MP photo, half the time of zlib's default level 6 for
             # files 4-10 % larger; --optimize (level 9 and Pillow's optimizer) for the smallest.
             options = {"optimize": True} if optimize else {"compress_level": 3}
+        elif file_format == "GIF" and has_alpha(palette):
+            options = {"transparency": int(np.flatnonzero(palette[:, -1] == 0)[0])}
         _atomic_save(path, lambda temporary: image.save(temporary, format=file_format, **options))
     else:
+        if palette.shape[1] == 2:  # grey + alpha: written as RGBA, which every format here takes
+            palette = np.concatenate([np.repeat(palette[:, :1], 3, axis=1), palette[:, 1:]], axis=1)
         quantized = palette[labels]
         if quantized.shape[2] == 1:
             quantized = quantized[:, :, 0]
-        file_format = RGB_SUFFIXES[suffix]
-        options = {"lossless": True} if file_format == "WEBP" else {"quality": 95}
+        file_format = RGB_SUFFIXES.get(suffix, INDEXED_SUFFIXES.get(suffix))
+        options = {"lossless": True} if file_format == "WEBP" else {"quality": 95} if file_format == "JPEG" else {}
         _atomic_save(
             path, lambda temporary: iio.imwrite(temporary, quantized, extension=suffix, plugin="pillow", **options)
         )

@@ -94,14 +94,23 @@ def test_read_modes(tmp_path):
     # CMYK JPEG -> RGB
     Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.jpg")
     assert io.read_image(tmp_path / "cmyk.jpg").shape == (20, 30, 3)
-    # Opaque RGBA -> RGB; transparent RGBA -> clear error
+    # Opaque RGBA -> RGB; RGBA with transparency kept as RGBA
     rgba = np.dstack([rgb, np.full((20, 30), 255, np.uint8)])
     Image.fromarray(rgba).save(tmp_path / "opaque.png")
     np.testing.assert_array_equal(io.read_image(tmp_path / "opaque.png"), rgb)
     rgba[0, 0, 3] = 0
+    rgba[1, 1, 3] = 100
     Image.fromarray(rgba).save(tmp_path / "alpha.png")
-    with pytest.raises(io.ImageReadError, match="transparent pixels"):
-        io.read_image(tmp_path / "alpha.png")
+    np.testing.assert_array_equal(io.read_image(tmp_path / "alpha.png"), rgba)
+    # Grey + alpha -> (H, W, 2); a palette image with tRNS transparency -> RGBA
+    grey_alpha = np.dstack([rgb[..., 0], rgba[..., 3]])
+    Image.fromarray(grey_alpha, "LA").save(tmp_path / "la.png")
+    np.testing.assert_array_equal(io.read_image(tmp_path / "la.png"), grey_alpha)
+    indexed = Image.fromarray(rgb).quantize(8)
+    indexed.save(tmp_path / "trns.png", transparency=0)
+    read = io.read_image(tmp_path / "trns.png")
+    assert read.shape == (20, 30, 4)
+    np.testing.assert_array_equal(read[..., 3] == 0, np.asarray(indexed) == 0)
 
 
 def test_read_applies_exif_orientation(tmp_path):

@@ -1,0 +1,246 @@
+"""The quantize pipeline over every image layout: grey or RGB, with or without alpha, fitted
+in sRGB or OKLab, mapped plainly or with dithering.
+
+``prepare`` histograms an image once, in the space k-means runs in, and draws the
+sampled stages; ``fit`` then fits a palette of any size up to the prepared one (a
+target-quality search fits several sizes on one preparation); ``pixel_labels`` maps
+every pixel.  Validation is the caller's (the public API).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _kernels, _kmeans, _spaces
+
+# Transparent pixels all take palette entry 0, fully transparent black.
+TRANSPARENT = np.zeros(1, dtype=np.uint8)
+
+
+@dataclass
+class Prepared:
+    """An image's colours in the space k-means runs in.
+
+    pixels      (n, C) uint8 as given (C counts alpha, last, when ``alpha``)
+    colours     (u, C) uint8 distinct colours of the fitted pixels (premultiplied when
+                ``alpha``), counts (u,) int64 their pixels
+    points      (u, d) uint8 the colours in the fit's space (``colours`` itself, or
+                OKLab codes)
+    stages      _kmeans.Stages over points
+    visible     (n,) bool, pixels that are not fully transparent, when a transparent
+                entry is reserved; else None
+    inverse     (u_pixels,) colour index of each fitted pixel when colours came from
+                np.unique (4 channels), else None (colours are looked up by table)
+    """
+
+    pixels: np.ndarray
+    alpha: bool
+    space: str
+    colours: np.ndarray
+    counts: np.ndarray
+    points: np.ndarray
+    stages: object
+    visible: np.ndarray
+    inverse: np.ndarray
+
+    @property
+    def reserves_transparent(self):
+        return self.visible is not None
+
+    def decode(self, centres):
+        """uint8 palette (k, C) in the image's channels (straight alpha) of fitted centres."""
+        if self.space == "oklab":
+            return _spaces.decode_oklab(centres)
+        if self.alpha:
+            return _spaces.unpremultiply(centres)
+        return _kmeans.round_palette(centres)
+
+    def encode(self, palette):
+        """palette (k, C) uint8 as float32 points of the fit's space, exactly."""
+        if self.space == "oklab":
+            return _spaces.oklab_codes(palette)
+        if self.alpha:
+            return _spaces.premultiply(palette).astype(np.float32)
+        return palette.astype(np.float32)
+
+    def error_palette(self, palette):
+        """palette (k, C) uint8 in the space errors are measured in (premultiplied for alpha)."""
+        return _spaces.premultiply(palette) if self.alpha else palette
+
+
+def _packed_unique(points):
+    """Distinct rows of points (n, 4) uint8: colours (u, 4), inverse (n,), counts (u,) int64."""
+    keys = points.view(np.uint32).ravel() if points.flags.c_contiguous else np.ascontiguousarray(points).view(np.uint32).ravel()
+    unique_keys, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    colours = unique_keys.view(np.uint8).reshape(-1, 4)
+    return np.ascontiguousarray(colours), inverse.ravel(), counts.astype(np.int64)
+
+
+def prepare(pixels, *, alpha, space, n_colors, rng, sample_size, reserve_transparent=True):
+    """Histogram and stages of pixels (n, C) uint8 for fits of up to n_colors entries.
+
+    alpha: the last channel is alpha; colours are premultiplied, and with
+    ``reserve_transparent`` fully transparent pixels are left out of the fit (they take
+    a reserved entry).  space: "rgb" (as stored) or "oklab" (without alpha only).
+    """
+    visible = inverse = None
+    fitted = pixels
+    if alpha:
+        premultiplied = _spaces.premultiply(pixels)
+        fitted = premultiplied
+        if reserve_transparent:
+            visible = pixels[:, -1] > 0
+            if visible.all():
+                visible = None  # nothing transparent: no entry reserved
+            else:
+                fitted = premultiplied[visible]
+    if fitted.shape[1] <= _kmeans.MAX_PACKED_CHANNELS:
+        colours, counts = _kmeans.distinct_colours(fitted)
+        stages = _kmeans.pixel_stages(fitted, colours, counts, n_colors, rng, sample_size)
+    else:
+        colours, inverse, counts = _packed_unique(fitted)
+        stages = _kmeans.weighted_stages(colours, counts, n_colors, rng, sample_size)
+    points = colours
+    if space == "oklab":
+        points = _spaces.encode_oklab(colours)
+        encoded = {}
+
+        def encode(stage):
+            # Stages may share point sets; keep them shared (fit_stages skips repeats).
+            if id(stage) not in encoded:
+                encoded[id(stage)] = (points if stage[0] is colours else _spaces.encode_oklab(stage[0]), stage[1])
+            return encoded[id(stage)]
+
+        stages = _kmeans.Stages(encode(stages.seed), encode(stages.sample), encode(stages.full))
+    return Prepared(pixels, alpha, space, colours, counts, points, stages, visible, inverse)
+
+
+@dataclass
+class Fit:
+    palette: np.ndarray  # (m, C) uint8, straight alpha; entry 0 transparent if reserved
+    colour_labels: np.ndarray  # (u,) int32 palette index of each prepared colour
+    squared_error: float  # summed over pixels and channels, in the error space
+    n_iter: int
+
+
+def _with_transparent(prepared, palette, colour_labels):
+    """Put the reserved transparent entry first and the other entries by rising alpha
+    (PNG's tRNS chunk then ends at the last translucent entry)."""
+    order = np.argsort(palette[:, -1], kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    palette = np.concatenate([np.zeros((1, palette.shape[1]), dtype=np.uint8), palette[order]])
+    return palette, (rank[colour_labels] + 1).astype(np.int32)
+
+
+def fit(prepared, n_colors, rng, *, n_init, max_iter, tol, n_swaps=_kmeans.N_SWAPS):
+    """Fit a palette of at most n_colors entries to a prepared image."""
+    n_fitted = n_colors - (1 if prepared.reserves_transparent else 0)
+    colours, counts = prepared.colours, prepared.counts
+    n_iter = 0
+    if colours.shape[0] == 0:
+        palette = np.zeros((0, colours.shape[1]), dtype=np.uint8)
+    elif colours.shape[0] <= n_fitted:
+        # The image itself is the best palette: zero error.
+        palette = prepared.decode(colours.astype(np.float64)) if prepared.alpha else colours.copy()
+    else:
+        tol_abs = _kmeans.tolerance(prepared.points, counts, tol)
+        centres, n_iter = _kmeans.fit_stages(
+            prepared.stages, n_fitted, rng, n_init=n_init, max_iter=max_iter, tol_abs=tol_abs, n_swaps=n_swaps
+        )
+        palette = prepared.decode(centres)
+    return map_onto(prepared, palette, n_iter=n_iter)
+
+
+def map_onto(prepared, palette, *, n_iter=0):
+    """Map a prepared image's colours onto palette (m, C) uint8 (straight alpha)."""
+    colours, counts = prepared.colours, prepared.counts
+    if palette.shape[0] == 0:
+        colour_labels = np.zeros(0, dtype=np.int32)
+        error = 0
+    else:
+        colour_labels = _kmeans.nearest_entries(prepared.points, prepared.encode(palette))
+        error = int(_kernels.squared_error(colours, counts, prepared.error_palette(palette), colour_labels))
+    if prepared.reserves_transparent:
+        palette, colour_labels = _with_transparent(prepared, palette, colour_labels)
+    return Fit(palette, colour_labels, error, n_iter)
+
+
+def _fitted_pixels(prepared):
+    """The pixels that were histogrammed, as they were (premultiplied for alpha)."""
+    pixels = _spaces.premultiply(prepared.pixels) if prepared.alpha else prepared.pixels
+    return pixels[prepared.visible] if prepared.reserves_transparent else pixels
+
+
+def pixel_labels(prepared, result, labels_dtype):
+    """Label (n,) of every pixel: its colour's label, through a table or np.unique's inverse."""
+    n_pixels = prepared.pixels.shape[0]
+    colour_labels = result.colour_labels.astype(labels_dtype)
+    if prepared.inverse is not None:
+        fitted = colour_labels[prepared.inverse]
+    elif prepared.colours.shape[0] == 0:
+        fitted = np.zeros(0, dtype=labels_dtype)
+    else:
+        fitted = np.empty(prepared.visible.sum() if prepared.reserves_transparent else n_pixels, dtype=labels_dtype)
+        table = _kmeans.label_table(prepared.colours, colour_labels)
+        _kernels.remap_through_table(_fitted_pixels(prepared), table, fitted)
+    if not prepared.reserves_transparent:
+        return fitted
+    labels = np.zeros(n_pixels, dtype=labels_dtype)  # transparent pixels: entry 0
+    labels[prepared.visible] = fitted
+    return labels
+
+
+def _pixel_points(prepared):
+    """Every pixel (n, d) uint8 in the fit's space."""
+    if prepared.alpha:
+        return _spaces.premultiply(prepared.pixels)
+    if prepared.space == "oklab":
+        # Each distinct colour's code, looked up per pixel through packed-key tables.
+        codes = prepared.points
+        packed = np.zeros(codes.shape[0], dtype=np.uint32)
+        for j in range(codes.shape[1]):
+            packed = (packed << np.uint32(8)) | codes[:, j].astype(np.uint32)
+        per_pixel = np.empty(prepared.pixels.shape[0], dtype=np.uint32)
+        _kernels.remap_through_table(prepared.pixels, _kmeans.label_table(prepared.colours, packed), per_pixel)
+        shifts = np.uint32(8) * np.arange(codes.shape[1] - 1, -1, -1, dtype=np.uint32)
+        return ((per_pixel[:, None] >> shifts) & np.uint32(255)).astype(np.uint8)
+    return prepared.pixels
+
+
+def dithered_labels(prepared, result, width, strength, labels_dtype):
+    """Labels (n,) of every pixel by Floyd-Steinberg error diffusion in the fit's space."""
+    points = np.ascontiguousarray(_pixel_points(prepared))
+    palette_points = prepared.encode(result.palette)
+    labels = np.zeros(points.shape[0], dtype=labels_dtype)
+    skip = np.zeros(0, dtype=np.bool_)
+    if prepared.reserves_transparent:
+        skip = ~prepared.visible
+        palette_points[0] = np.float32(1e6)  # the reserved entry is for transparent pixels only
+    n_channels = points.shape[1]
+    table = np.full(256**n_channels, -1, dtype=np.int32) if n_channels <= _kmeans.MAX_PACKED_CHANNELS else np.zeros(0, np.int32)
+    _kernels.floyd_steinberg(points, width, palette_points, float(strength), skip, table, labels)
+    return labels
+
+
+def pixel_squared_error(prepared, palette, labels):
+    """Summed squared error of every pixel against palette[labels], in the error space."""
+    pixels = _spaces.premultiply(prepared.pixels) if prepared.alpha else prepared.pixels
+    return int(_kernels.squared_error(pixels, np.zeros(0, np.int64), prepared.error_palette(palette), labels))
+
+
+def mean_delta_e(prepared, palette, result=None, labels=None):
+    """Mean OKLab ΔE between every pixel and its palette colour; None with alpha.
+
+    From the histogram when each colour has one label (``result``), else per pixel.
+    """
+    if prepared.alpha:
+        return None
+    palette_lab = _spaces.oklab(palette)
+    if labels is None:
+        distances = np.sqrt(((_spaces.oklab(prepared.colours) - palette_lab[result.colour_labels]) ** 2).sum(axis=1))
+        return float(distances @ prepared.counts / prepared.counts.sum())
+    total = _kernels.oklab_distance_sum(
+        prepared.pixels, labels, _spaces.SRGB_TO_LINEAR, _spaces.RGB_TO_LMS, _spaces.LMS_TO_LAB, palette_lab
+    )
+    return float(total / prepared.pixels.shape[0])

@@ -1,0 +1,131 @@
+"""Colour spaces that k-means can run in: sRGB as stored, OKLab, premultiplied alpha.
+
+k-means runs on uint8 points.  For OKLab, colours are coded into uint8 points with one
+scale for all three axes (so Euclidean distance between codes is proportional to OKLab
+distance, the ΔE of OKLab); for images with alpha, colours are premultiplied by their
+alpha, so a nearly transparent pixel's invisible colour costs next to nothing.  Palettes
+are decoded back to uint8 sRGB (straight alpha), and re-encoded exactly as float32 to
+assign every colour to its nearest entry in the space the fit ran in.
+
+Plain NumPy on palettes and distinct colours; the per-pixel work lives in ``_kernels``.
+"""
+
+import numpy as np
+
+SPACES = ("rgb", "oklab")
+
+# Björn Ottosson's OKLab (2020): linear sRGB -> LMS, cube root, -> Lab; and back.
+RGB_TO_LMS = np.array(
+    [
+        [0.4122214708, 0.5363325363, 0.0514459929],
+        [0.2119034982, 0.6806995451, 0.1073969566],
+        [0.0883024619, 0.2817188376, 0.6299787005],
+    ]
+)
+LMS_TO_LAB = np.array(
+    [
+        [0.2104542553, 0.7936177850, -0.0040720468],
+        [1.9779984951, -2.4285922050, 0.4505937099],
+        [0.0259040371, 0.7827717662, -0.8086757660],
+    ]
+)
+LAB_TO_LMS = np.array(
+    [
+        [1.0, 0.3963377774, 0.2158037573],
+        [1.0, -0.1055613458, -0.0638541728],
+        [1.0, -0.0894841775, -1.2914855480],
+    ]
+)
+LMS_TO_RGB = np.array(
+    [
+        [4.0767416621, -3.3077115913, 0.2309699292],
+        [-1.2684380046, 2.6097574011, -0.3413193965],
+        [-0.0041960863, -0.7034186147, 1.7076147010],
+    ]
+)
+# OKLab of sRGB colours: L in [0, 1], a in [-0.234, 0.277], b in [-0.312, 0.199].  One
+# scale of 255 per unit for every axis, with a and b offset to the middle, keeps every
+# code within 0..255 (a: 68..199, b: 48..179) at a step of 0.0039 ΔE, well under the
+# ~0.02 of a just-noticeable difference.
+OKLAB_SCALE = 255.0
+OKLAB_OFFSET = np.array([0.0, 128.0, 128.0])
+
+
+def srgb_to_linear(values):
+    """sRGB values 0..255 (any shape) to linear light 0..1, float64."""
+    c = np.asarray(values, dtype=np.float64) / 255.0
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(linear):
+    """Linear light (any shape, clipped to 0..1) to sRGB 0..255 float64."""
+    c = np.clip(linear, 0.0, 1.0)
+    return 255.0 * np.where(c <= 0.0031308, 12.92 * c, 1.055 * c ** (1 / 2.4) - 0.055)
+
+
+# Linear light of every 8-bit sRGB value, for the per-pixel kernels.
+SRGB_TO_LINEAR = srgb_to_linear(np.arange(256))
+
+
+def oklab(colours):
+    """OKLab (n, 3) float64 of colours (n, 3) RGB or (n, 1) grey, uint8 sRGB."""
+    rgb = np.broadcast_to(colours, (colours.shape[0], 3)) if colours.shape[1] == 1 else colours
+    lms = srgb_to_linear(rgb) @ RGB_TO_LMS.T
+    return np.cbrt(lms) @ LMS_TO_LAB.T
+
+
+def oklab_to_srgb(lab):
+    """sRGB (n, 3) float64 in 0..255 of OKLab (n, 3); out-of-gamut colours are clipped."""
+    lms = (np.asarray(lab, dtype=np.float64) @ LAB_TO_LMS.T) ** 3
+    return linear_to_srgb(lms @ LMS_TO_RGB.T)
+
+
+def encode_oklab(colours):
+    """uint8 OKLab codes (n, C) of colours (n, C) uint8 sRGB, C = 3 (RGB) or 1 (grey:
+    only L, as a and b are 0)."""
+    codes = oklab(colours) * OKLAB_SCALE + OKLAB_OFFSET
+    codes = codes[:, :1] if colours.shape[1] == 1 else codes
+    return np.clip(np.rint(codes), 0, 255).astype(np.uint8)
+
+
+def oklab_codes(palette):
+    """Exact float32 OKLab codes (m, C) of a uint8 sRGB palette (m, C), C = 1 or 3."""
+    codes = oklab(palette) * OKLAB_SCALE + OKLAB_OFFSET
+    return (codes[:, :1] if palette.shape[1] == 1 else codes).astype(np.float32)
+
+
+def decode_oklab(centres):
+    """uint8 sRGB palette (m, C) of k-means centres (m, C) in OKLab code units."""
+    n_channels = centres.shape[1]
+    lab = np.zeros((centres.shape[0], 3))
+    lab[:, :n_channels] = centres
+    lab = (lab - OKLAB_OFFSET) / OKLAB_SCALE
+    if n_channels == 1:
+        lab[:, 1:] = 0.0
+    rgb = oklab_to_srgb(lab)
+    rgb = rgb.mean(axis=1, keepdims=True) if n_channels == 1 else rgb
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
+def premultiply(pixels):
+    """Colours (n, C) uint8 with alpha last, premultiplied and rounded to uint8.
+
+    Each colour channel becomes round(c * alpha / 255); alpha stays.  Fully transparent
+    pixels all become 0.
+    """
+    wide = pixels.astype(np.uint32)
+    alpha = wide[:, -1:]
+    out = np.empty_like(pixels)
+    out[:, :-1] = (wide[:, :-1] * alpha + 127) // 255
+    out[:, -1] = pixels[:, -1]
+    return out
+
+
+def unpremultiply(centres):
+    """Straight-alpha uint8 palette (m, C) of premultiplied centres (m, C) float64."""
+    alpha = np.clip(np.rint(centres[:, -1:]), 0, 255)
+    colour = np.where(alpha > 0, centres[:, :-1] * 255.0 / np.maximum(alpha, 1.0), 0.0)
+    palette = np.empty(centres.shape, dtype=np.uint8)
+    palette[:, :-1] = np.clip(np.rint(colour), 0, 255)
+    palette[:, -1:] = alpha
+    return palette
