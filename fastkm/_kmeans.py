@@ -278,6 +278,8 @@ def weighted_stages(points, weights, n_colors, rng, sample_size):
     float64: pixels drawn with probability proportional to weight, as sampling the
     pixels the points stand for; the seed stage is a subset of the sample stage."""
     full = (points, weights)
+    if points.shape[0] == 0:
+        return Stages(full, full, full)
     cumulative = np.cumsum(weights, dtype=np.float64)
 
     def draw(n_draws):

@@ -96,3 +96,61 @@ def quantized_mse(image, palette):
         labels, dist = assign_labels(chunk, palette)
         total += int(dist.sum())
     return total / pixels.size
+
+
+def floyd_steinberg(points, width, palette, strength, skip=None, round_before_search=False):
+    """Serpentine Floyd-Steinberg in plain Python, float32 arithmetic as the kernel.
+
+    points (n, d) uint8 row-major, palette (m, d) float32; returns labels (n,) int64.
+    """
+    f32 = np.float32
+    n_points, n_channels = points.shape
+    height = n_points // width
+    palette = palette.astype(np.float32)
+    error_row = np.zeros((width + 2, n_channels), np.float32)
+    error_below = np.zeros((width + 2, n_channels), np.float32)
+    labels = np.zeros(n_points, np.int64)
+    share = f32(strength) / f32(16.0)
+    for y in range(height):
+        step = 1 if y % 2 == 0 else -1
+        xs = range(width) if step == 1 else range(width - 1, -1, -1)
+        for x in xs:
+            i = y * width + x
+            if skip is not None and skip[i]:
+                continue
+            target = np.clip(points[i].astype(np.float32) + error_row[x + 1], f32(0), f32(255))
+            search = np.floor(target + f32(0.5)).astype(np.float32) if round_before_search else target
+            dist = ((search[None, :] - palette) ** 2).sum(axis=1, dtype=np.float32)
+            label = int(np.argmin(dist))
+            labels[i] = label
+            e = (target - palette[label]) * share
+            error_row[x + 1 + step] += f32(7) * e
+            error_below[x + 1 - step] += f32(3) * e
+            error_below[x + 1] += f32(5) * e
+            error_below[x + 1 + step] += e
+        error_row, error_below = error_below, error_row
+        error_below[:] = 0
+    return labels
+
+
+def oklab(colours):
+    """OKLab of uint8 sRGB colours (n, 3), straight from Ottosson's published formulas."""
+    c = colours.astype(np.float64) / 255.0
+    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    r, g, b = linear.T
+    l_ = np.cbrt(0.4122214708 * r + 0.5363325363 * g + 0.0514459929 * b)
+    m_ = np.cbrt(0.2119034982 * r + 0.6806995451 * g + 0.1073969566 * b)
+    s_ = np.cbrt(0.0883024619 * r + 0.2817188376 * g + 0.6299787005 * b)
+    return np.stack(
+        [
+            0.2104542553 * l_ + 0.7936177850 * m_ - 0.0040720468 * s_,
+            1.9779984951 * l_ - 2.4285922050 * m_ + 0.4505937099 * s_,
+            0.0259040371 * l_ + 0.7827717662 * m_ - 0.8086757660 * s_,
+        ],
+        axis=1,
+    )
+
+
+def oklab_distance_sum(pixels, labels, palette_lab):
+    rgb = np.repeat(pixels, 3, axis=1) if pixels.shape[1] == 1 else pixels
+    return float(np.sqrt(((oklab(rgb) - palette_lab[labels]) ** 2).sum(axis=1)).sum())

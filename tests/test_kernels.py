@@ -216,3 +216,54 @@ def test_gather_rows_matches_fancy_indexing(n_channels):
     pixels = random_points(rng, 200000, n_channels)
     indices = rng.integers(0, len(pixels), size=150000)
     np.testing.assert_array_equal(_kernels.gather_rows(pixels, indices), pixels[indices])
+
+
+# Nearest-entry tables cover up to 3 channels.
+@pytest.mark.parametrize(("n_channels", "use_table"), [(1, False), (1, True), (3, False), (3, True), (4, False)])
+def test_floyd_steinberg_matches_reference(n_channels, use_table):
+    rng = np.random.default_rng(n_channels + 10 * use_table)
+    height, width = 23, 37
+    # A smooth ramp with noise: errors carry over many pixels.
+    ramp = np.linspace(0, 255, height * width)[:, None] + rng.normal(0, 20, (height * width, n_channels))
+    points = np.clip(ramp, 0, 255).astype(np.uint8)
+    palette = rng.uniform(0, 255, size=(9, n_channels)).astype(np.float32)
+    skip = rng.random(height * width) < 0.1
+    table = np.full(256**n_channels, -1, np.int32) if use_table else np.zeros(0, np.int32)
+    labels = np.full(height * width, 99, np.uint8)
+    _kernels.floyd_steinberg(points, width, palette, 0.8, skip, table, labels)
+    expected = reference.floyd_steinberg(points, width, palette, 0.8, skip, round_before_search=use_table)
+    np.testing.assert_array_equal(labels[~skip], expected[~skip])
+    assert np.all(labels[skip] == 99)  # skipped pixels keep their labels
+
+
+def test_floyd_steinberg_zero_strength_is_the_nearest_entry():
+    rng = np.random.default_rng(5)
+    points = random_points(rng, 40 * 30, 3)
+    palette = rng.uniform(0, 255, size=(16, 3)).astype(np.float32)
+    labels = np.empty(len(points), np.int32)
+    _kernels.floyd_steinberg(points, 40, palette, 0.0, np.zeros(0, np.bool_), np.zeros(0, np.int32), labels)
+    expected, _ = reference.assign_labels(points, palette)
+    np.testing.assert_array_equal(labels, expected)
+
+
+@pytest.mark.parametrize("n_channels", [1, 3])
+def test_oklab_distance_sum_matches_reference(n_channels):
+    from fastkm import _spaces
+
+    rng = np.random.default_rng(n_channels)
+    pixels = random_points(rng, 70000, n_channels)
+    palette_lab = reference.oklab(random_points(rng, 12, 3))
+    labels = rng.integers(0, 12, size=len(pixels)).astype(np.uint8)
+    total = _kernels.oklab_distance_sum(
+        pixels, labels, _spaces.SRGB_TO_LINEAR, _spaces.RGB_TO_LMS, _spaces.LMS_TO_LAB, palette_lab
+    )
+    assert total == pytest.approx(reference.oklab_distance_sum(pixels, labels, palette_lab), rel=1e-12)
+
+
+def test_squared_error_with_unit_weights():
+    rng = np.random.default_rng(3)
+    points = random_points(rng, 50000, 4)
+    palette = random_points(rng, 7, 4)
+    labels = rng.integers(0, 7, size=len(points))
+    expected = reference.squared_error(points, np.ones(len(points), np.int64), palette, labels)
+    assert _kernels.squared_error(points, np.zeros(0, np.int64), palette, labels) == expected
