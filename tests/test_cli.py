@@ -330,3 +330,84 @@ def test_bad_palette_file_is_one_line(photo_copy, tmp_path):
     assert result.output.strip().startswith("error:") and "cannot read a palette" in result.output
     result = invoke("quantize", photo_copy, "-o", tmp_path / "x.png", "--save-palette", tmp_path / "p.txt")
     assert result.exit_code == 2
+
+
+def test_dither_space_and_summary(photo_copy, tmp_path):
+    plain = invoke("quantize", photo_copy, "-o", tmp_path / "plain.png", "-k", 8)
+    dithered = invoke("quantize", photo_copy, "-o", tmp_path / "dithered.png", "-k", 8, "--dither")
+    half = invoke("quantize", photo_copy, "-o", tmp_path / "half.png", "-k", 8, "--dither", "--dither-strength", 0.5)
+    lab = invoke("quantize", photo_copy, "-o", tmp_path / "lab.png", "-k", 8, "--space", "oklab")
+    for result in (plain, dithered, half, lab):
+        assert result.exit_code == 0, result.output
+        assert "MSE " in result.output and "ΔE " in result.output
+    files = [np.asarray(Image.open(tmp_path / f"{n}.png").convert("RGB")) for n in ("plain", "dithered", "half", "lab")]
+    assert all(not np.array_equal(files[0], other) for other in files[1:])
+    assert invoke("quantize", photo_copy, "-o", tmp_path / "x.png", "--space", "hsv").exit_code == 2
+    assert invoke("quantize", photo_copy, "-o", tmp_path / "x.png", "--dither-strength", 2).exit_code == 2
+
+
+def test_psnr_target(photo_copy, tmp_path):
+    output = tmp_path / "target.png"
+    result = invoke("quantize", photo_copy, "-o", output, "-k", 64, "--psnr", 27)
+    assert result.exit_code == 0, result.output
+    with Image.open(output) as written:
+        n_colours = len(written.convert("RGB").getcolors())
+    assert 8 < n_colours < 64
+    assert f"{n_colours} colours" in result.output
+    out_of_reach = invoke("quantize", photo_copy, "-o", tmp_path / "never.png", "-k", 4, "--psnr", 40)
+    assert out_of_reach.exit_code == 1
+    assert out_of_reach.output.strip().startswith("error: 4 colours reach only")
+    assert not (tmp_path / "never.png").exists()
+    assert invoke("quantize", photo_copy, "--psnr", 30, "--palette", output).exit_code == 2
+
+
+def test_shared_palette_over_a_folder(tmp_path, sample_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for name in ("kodim23.png", "kodim03.png"):
+        shutil.copy(sample_path(name), folder / name)
+    (folder / "notes.txt").write_text("not an image")
+    saved = tmp_path / "shared.json"
+    result = invoke("quantize", folder, "-o", tmp_path / "out", "-k", 12, "--shared-palette", "--save-palette", saved)
+    assert result.exit_code == 0, result.output
+    palettes = []
+    for name in ("kodim23.png", "kodim03.png"):
+        with Image.open(tmp_path / "out" / name) as written:
+            palettes.append({c for _, c in written.convert("RGB").getcolors()})
+    shared = {tuple(c) for c in fastkm.io.read_palette(saved).tolist()}
+    assert len(shared) == 12 and palettes[0] <= shared and palettes[1] <= shared
+    assert len(palettes[0] | palettes[1]) > max(len(p) for p in palettes) - 1  # one palette, used by both
+
+
+def test_transparent_png_in_and_out(tmp_path, sample_photo):
+    photo = sample_photo("kodim23.png")[::4, ::4]
+    alpha = np.zeros(photo.shape[:2], np.uint8)
+    alpha[10:-10, 10:-10] = 255
+    alpha[10:20, 10:-10] = 100
+    source = tmp_path / "cutout.png"
+    Image.fromarray(np.dstack([photo, alpha])).save(source)
+    result = invoke("quantize", source, "-o", tmp_path / "q.png", "-k", 8)
+    assert result.exit_code == 0, result.output
+    assert "ΔE" not in result.output
+    written = fastkm.io.read_image(tmp_path / "q.png")
+    assert written.shape == photo.shape[:2] + (4,)
+    np.testing.assert_array_equal(written[..., 3] == 0, alpha == 0)
+    refused = invoke("quantize", source, "-o", tmp_path / "q.bmp", "-k", 8)
+    assert refused.exit_code == 1 and "cannot hold transparency" in refused.output
+    assert not (tmp_path / "q.bmp").exists()
+    figure = invoke("compare", source, "-o", tmp_path / "figure.png", "-k", 8)
+    assert figure.exit_code == 0, figure.output
+
+
+def test_multi_frame_input_says_the_first_frame_is_used(tmp_path):
+    frames = [Image.fromarray(np.full((8, 8, 3), v, np.uint8)) for v in (10, 128, 250)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    result = invoke("quantize", tmp_path / "anim.gif", "-o", tmp_path / "first.png", "-k", 4)
+    assert result.exit_code == 0, result.output
+    assert "has 3 frames; fastkm quantizes the first one" in result.output
+
+
+def test_compare_dithered_oklab(photo_copy, tmp_path):
+    result = invoke("compare", photo_copy, "-o", tmp_path / "c.png", "-k", 8, "--dither", "--space", "oklab")
+    assert result.exit_code == 0, result.output
+    assert "PSNR" in result.output

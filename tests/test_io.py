@@ -175,3 +175,48 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path):
         io.read_image(small, max_pixels=1000)
     assert io.read_image(small, max_pixels=1200).shape == (30, 40, 3)
     assert Image.MAX_IMAGE_PIXELS is not None  # Pillow's own limit restored
+
+
+def _alpha_result():
+    """A small quantized RGBA image: entry 0 transparent, one translucent, two opaque."""
+    palette = np.array([[0, 0, 0, 0], [200, 10, 10, 128], [10, 200, 10, 255], [10, 10, 200, 255]], np.uint8)
+    labels = np.arange(20 * 30).reshape(20, 30).astype(np.uint8) % 4
+    return palette, labels
+
+
+@pytest.mark.parametrize("suffix", [".png", ".webp", ".tif"])
+def test_alpha_round_trip_is_exact(tmp_path, suffix):
+    palette, labels = _alpha_result()
+    path = tmp_path / f"alpha{suffix}"
+    io.write_quantized(path, palette, labels)
+    np.testing.assert_array_equal(io.read_image(path), palette[labels])
+    if suffix == ".png":
+        with Image.open(path) as written:  # indexed, transparency in tRNS
+            assert written.mode == "P" and "transparency" in written.info
+
+
+def test_alpha_gif_and_formats_without_alpha(tmp_path):
+    palette, labels = _alpha_result()
+    binary = palette.copy()
+    binary[1, 3] = 255
+    io.write_quantized(tmp_path / "a.gif", binary, labels)  # on/off transparency fits a GIF
+    np.testing.assert_array_equal(io.read_image(tmp_path / "a.gif"), binary[labels])
+    for name, message in (("b.gif", "GIF holds only fully transparent or opaque"), ("c.bmp", "cannot hold"),
+                          ("d.jpg", "cannot hold")):
+        with pytest.raises(io.ImageWriteError, match=message):
+            io.write_quantized(tmp_path / name, palette, labels)
+        assert not (tmp_path / name).exists()
+    # Grey + alpha: indexed PNG with an RGBA palette (grey in all three channels).
+    grey_alpha = palette[:, [0, 3]]
+    io.write_quantized(tmp_path / "la.png", grey_alpha, labels)
+    np.testing.assert_array_equal(io.read_image(tmp_path / "la.png"), grey_alpha[:, [0, 0, 0, 1]][labels])
+
+
+def test_frame_count(tmp_path):
+    frames = [Image.fromarray(np.full((8, 8, 3), v, np.uint8)) for v in (0, 128, 255)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    assert io.frame_count(tmp_path / "anim.gif") == 3
+    np.testing.assert_array_equal(io.read_image(tmp_path / "anim.gif"), np.zeros((8, 8, 3)))  # the first
+    frames[0].save(tmp_path / "still.png")
+    assert io.frame_count(tmp_path / "still.png") == 1
+    assert io.frame_count(tmp_path / "missing.png") == 1
