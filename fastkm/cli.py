@@ -422,12 +422,13 @@ def compare_command(
         height, width = result.labels.shape
         how = ", ".join([f"k = {result.n_colors}"] + (["OKLab"] if space is Space.oklab else [])
                         + (["dithered"] if dither else []))
-        delta_e = f", ΔE {result.delta_e:.4f}" if result.delta_e is not None else ""
+        # The figure's font has no Greek letters: "dE" for ΔE.
+        delta_e = f", dE {result.delta_e:.4f}" if result.delta_e is not None else ""
         captions = (
             f"original ({width}x{height}, {result.n_distinct:,} colours)",
             f"fastkm, {how}: PSNR {result.psnr:.2f} dB{delta_e}",
         )
-        figure = side_by_side(image, result.image, captions, max_side=max_side)
+        figure = side_by_side([image, result.image], captions, max_side=max_side)
         write_image(output, figure)
         typer.echo(f"{input_path.name}: k = {result.n_colors}, PSNR {result.psnr:.2f} dB, {seconds:.2f} s -> {output}")
 

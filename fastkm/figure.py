@@ -27,22 +27,22 @@ def _panel(array, max_side):
     return image
 
 
-def side_by_side(original, quantized, captions, *, max_side=1024, gap=16):
-    """One RGB image (h, w, 3) uint8: the two images next to each other, each captioned.
+def side_by_side(images, captions, *, max_side=1024, gap=16):
+    """One RGB image (h, w, 3) uint8: the images next to each other, each captioned.
 
-    original, quantized  (H, W), (H, W, 2), (H, W, 3) or (H, W, 4) uint8, the same shape
-                         (alpha shown over a checkerboard)
-    captions             two strings, drawn under the images
-    max_side             each panel is shrunk (nearest neighbour) so its longer side is at most this
+    images    a sequence of (H, W), (H, W, 2), (H, W, 3) or (H, W, 4) uint8 images (alpha
+              shown over a checkerboard), usually the original and its quantized versions
+    captions  one string per image, drawn under it
+    max_side  each panel is shrunk (nearest neighbour) so its longer side is at most this
     """
-    panels = [_panel(original, max_side), _panel(quantized, max_side)]
+    panels = [_panel(image, max_side) for image in images]
     font_size = max(14, panels[0].height // 28)
     font = ImageFont.load_default(size=font_size)
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     # Each column is as wide as its panel or its caption, whichever is wider.
     widths = [max(panel.width, int(measure.textlength(caption, font=font)) + 1) for panel, caption in zip(panels, captions)]
     caption_height = int(font_size * 1.8)
-    width = sum(widths) + 3 * gap
+    width = sum(widths) + (len(panels) + 1) * gap
     height = max(p.height for p in panels) + caption_height + 2 * gap
     figure = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(figure)
