@@ -82,6 +82,26 @@ def _nearest_in_tile_rgb(x0, x1, x2, expanded, best_dist, best_label):
             best_dist[i] = min(d_first, best)
 
 
+@njit(cache=True, fastmath={"contract"})
+def _nearest_in_tile_rgba(x0, x1, x2, x3, expanded, best_dist, best_label):
+    """Tile update for 4 channels, as _nearest_in_tile_rgb with (-2 c0..c3, |c|^2).
+
+    One centre per pass: with four channels the two-centre pass runs out of registers.
+    """
+    for c in range(expanded.shape[0]):
+        a0 = expanded[c, 0]
+        a1 = expanded[c, 1]
+        a2 = expanded[c, 2]
+        a3 = expanded[c, 3]
+        an = expanded[c, 4]
+        for i in range(x0.shape[0]):
+            d_first = an + x0[i] * a0 + x1[i] * a1 + x2[i] * a2 + x3[i] * a3
+            best = best_dist[i]
+            label = best_label[i]
+            best_label[i] = c if d_first < best else label
+            best_dist[i] = min(d_first, best)
+
+
 @njit(cache=True)
 def _nearest_in_tile_any(columns, centres, dist, best_dist, best_label):
     """Tile update for any channel count (difference form, channel by channel)."""
@@ -103,16 +123,22 @@ def _nearest_in_tile_any(columns, centres, dist, best_dist, best_label):
 
 @njit(cache=True)
 def _expanded_centres(centres):
-    """(k, 4) float32 (-2 c0, -2 c1, -2 c2, |c|^2) for 3-channel centres (else unused)."""
-    n_centres = centres.shape[0]
-    expanded = np.zeros((n_centres, 4), dtype=np.float32)
-    if centres.shape[1] == 3:
+    """(k, 5) float32 (-2 c0, -2 c1, -2 c2, -2 c3, |c|^2) for centres of up to 4
+    channels; the coefficients of missing channels are 0 (unused above 4 channels).
+
+    |c|^2 sits in column 3 for up to 3 channels (the layout _nearest_in_tile_rgb reads)
+    and in column 4 for 4 channels.
+    """
+    n_centres, n_channels = centres.shape
+    expanded = np.zeros((n_centres, 5), dtype=np.float32)
+    if n_channels <= 4:
+        norm_column = 3 if n_channels <= 3 else 4
         for c in range(n_centres):
             norm = np.float32(0.0)
-            for j in range(3):
+            for j in range(n_channels):
                 expanded[c, j] = np.float32(-2.0) * centres[c, j]
                 norm += centres[c, j] * centres[c, j]
-            expanded[c, 3] = norm
+            expanded[c, norm_column] = norm
     return expanded
 
 
@@ -139,13 +165,24 @@ def _nearest_in_column_tile(columns, start, centres, expanded, dist, best_dist, 
     stop = start + ASSIGN_TILE
     best_dist[:] = np.inf
     best_label[:] = 0
-    if columns.shape[0] == 3:
+    n_channels = columns.shape[0]
+    if n_channels <= 4:
+        # Up to 3 channels share the 3-channel loop: a missing channel repeats the
+        # last one with a zero coefficient, so it adds exactly nothing.
         x0 = columns[0, start:stop]
-        x1 = columns[1, start:stop]
-        x2 = columns[2, start:stop]
-        _nearest_in_tile_rgb(x0, x1, x2, expanded, best_dist, best_label)
+        x1 = columns[min(1, n_channels - 1), start:stop]
+        x2 = columns[min(2, n_channels - 1), start:stop]
+        x3 = columns[min(3, n_channels - 1), start:stop]
+        if n_channels == 4:
+            _nearest_in_tile_rgba(x0, x1, x2, x3, expanded, best_dist, best_label)
+        else:
+            _nearest_in_tile_rgb(x0, x1, x2, expanded, best_dist, best_label)
+        # Branch-free |x|^2: repeated columns count with weight 0.
+        w1 = np.float32(n_channels > 1)
+        w2 = np.float32(n_channels > 2)
+        w3 = np.float32(n_channels > 3)
         for i in range(ASSIGN_TILE):
-            own_norm = x0[i] * x0[i] + x1[i] * x1[i] + x2[i] * x2[i]
+            own_norm = x0[i] * x0[i] + w1 * (x1[i] * x1[i]) + w2 * (x2[i] * x2[i]) + w3 * (x3[i] * x3[i])
             # Clamp: rounding can push |c|^2 - 2x.c + |x|^2 a hair below zero.
             best_dist[i] = max(best_dist[i] + own_norm, np.float32(0.0))
     else:

@@ -70,7 +70,7 @@ SRGB_TO_LINEAR = srgb_to_linear(np.arange(256))
 def oklab(colours):
     """OKLab (n, 3) float64 of colours (n, 3) RGB or (n, 1) grey, uint8 sRGB."""
     rgb = np.broadcast_to(colours, (colours.shape[0], 3)) if colours.shape[1] == 1 else colours
-    lms = srgb_to_linear(rgb) @ RGB_TO_LMS.T
+    lms = SRGB_TO_LINEAR[rgb] @ RGB_TO_LMS.T
     return np.cbrt(lms) @ LMS_TO_LAB.T
 
 

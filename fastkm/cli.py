@@ -238,9 +238,10 @@ def _batch(inputs, output_dir, options, recursive):
                 planned[target] = path
                 result, seconds = _quantize_to(path, target, options, echo=note)
                 delta_e = "" if result.delta_e is None else f"{result.delta_e:.4f}"
-                rows.append(
-                    (shown, "ok", f"{result.n_colors}", f"{result.psnr:.2f}", delta_e, f"{seconds:.2f}", str(target))
-                )
+                rows.append((
+                    shown, "ok", f"{result.n_colors}", f"{result.mse:.2f}", f"{result.psnr:.2f}", delta_e,
+                    f"{seconds:.2f}", str(target),
+                ))
             except (*FAILURES, MemoryError) as error:
                 if _state["debug"]:
                     raise
@@ -248,13 +249,13 @@ def _batch(inputs, output_dir, options, recursive):
                     error = f"{path}: not enough memory for this image"
                 n_failed += 1
                 progress.console.print(f"error: {error}", style="red", markup=False, highlight=False, soft_wrap=True)
-                rows.append((shown, "failed", "", "", "", "", ""))
+                rows.append((shown, "failed", "", "", "", "", "", ""))
             progress.advance(task)
     for path in skipped:
-        rows.append((path.name, "skipped: not an image", "", "", "", "", ""))
+        rows.append((path.name, "skipped: not an image", "", "", "", "", "", ""))
     table = Table(title=f"fastkm quantize -k {n_colors}: {len(files) - n_failed} written, {n_failed} failed, "
                   f"{len(skipped)} skipped")
-    for column in ("input", "status", "colours", "PSNR dB", "ΔE", "seconds"):
+    for column in ("input", "status", "colours", "MSE", "PSNR dB", "ΔE", "seconds"):
         table.add_column(column, no_wrap=True)
     table.add_column("output", overflow="fold")
     for row in rows:
