@@ -110,7 +110,7 @@ def test_quantize_hand_computed_case():
     [
         (np.zeros((4, 4, 3), np.float32), {}, "dtype float32, expected uint8"),
         (np.zeros((4, 4, 3), np.uint16), {}, "dtype uint16, expected uint8"),
-        (np.zeros((4, 4, 5), np.uint8), {}, "expected (H, W) grey, (H, W, 2) grey + alpha"),
+        (np.zeros((4, 4, 5), np.uint8), {}, "expected (H, W) grey, (H, W, 2) grey"),
         (np.zeros((0, 4, 3), np.uint8), {}, "holds no pixels"),
         (np.zeros(16, np.uint8), {}, "expected (H, W) grey"),
         (np.zeros((4, 4, 3), np.uint8), {"n_colors": 0}, "n_colors=0 must be between 1 and 65536"),
