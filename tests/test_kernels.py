@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from fastkm import _kernels
+from fastkm._pipeline import guess_radius
 
 from . import reference
 
@@ -220,7 +221,8 @@ def test_gather_rows_matches_fancy_indexing(n_channels):
 
 # Nearest-entry tables cover up to 3 channels.
 @pytest.mark.parametrize(("n_channels", "use_table"), [(1, False), (1, True), (3, False), (3, True), (4, False)])
-def test_floyd_steinberg_matches_reference(n_channels, use_table):
+@pytest.mark.parametrize("use_guess", [False, True])
+def test_floyd_steinberg_matches_reference(n_channels, use_table, use_guess):
     rng = np.random.default_rng(n_channels + 10 * use_table)
     height, width = 23, 37
     # A smooth ramp with noise: errors carry over many pixels.
@@ -230,7 +232,9 @@ def test_floyd_steinberg_matches_reference(n_channels, use_table):
     skip = rng.random(height * width) < 0.1
     table = np.full(256**n_channels, -1, np.int32) if use_table else np.zeros(0, np.int32)
     labels = np.full(height * width, 99, np.uint8)
-    _kernels.floyd_steinberg(points, width, palette, 0.8, skip, table, labels)
+    # The guess shortcut must never change a label: it only skips searches.
+    radius = guess_radius(palette) if use_guess else np.zeros(0, np.float32)
+    _kernels.floyd_steinberg(points, width, palette, 0.8, skip, table, radius, labels)
     expected = reference.floyd_steinberg(points, width, palette, 0.8, skip, round_before_search=use_table)
     np.testing.assert_array_equal(labels[~skip], expected[~skip])
     assert np.all(labels[skip] == 99)  # skipped pixels keep their labels
@@ -241,7 +245,9 @@ def test_floyd_steinberg_zero_strength_is_the_nearest_entry():
     points = random_points(rng, 40 * 30, 3)
     palette = rng.uniform(0, 255, size=(16, 3)).astype(np.float32)
     labels = np.empty(len(points), np.int32)
-    _kernels.floyd_steinberg(points, 40, palette, 0.0, np.zeros(0, np.bool_), np.zeros(0, np.int32), labels)
+    _kernels.floyd_steinberg(
+        points, 40, palette, 0.0, np.zeros(0, np.bool_), np.zeros(0, np.int32), guess_radius(palette), labels
+    )
     expected, _ = reference.assign_labels(points, palette)
     np.testing.assert_array_equal(labels, expected)
 
