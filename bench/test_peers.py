@@ -14,12 +14,12 @@ install them with `pip install -e '.[bench]'`.  Photo selection: see conftest.py
 
 import os
 
-import numpy as np
 import peers  # pytest puts bench/ on sys.path
 import pytest
 
 import fastkm
 
+pytestmark = pytest.mark.usefixtures("fastkm_warm")
 RUN_SLOW = os.environ.get("FASTKM_BENCH_SLOW") == "1"
 AVAILABLE = set(peers.available_peers())
 
@@ -45,12 +45,6 @@ def pytest_generate_tests(metafunc):
     if "n_colors" in metafunc.fixturenames:
         # --bench-k / FASTKM_BENCH_K, an option of conftest.py
         metafunc.parametrize("n_colors", [int(k) for k in metafunc.config.getoption("bench_k").split(",")])
-
-
-@pytest.fixture(scope="module", autouse=True)
-def fastkm_warm_before_peers():
-    """Compile (or load) the kernels outside the timed runs."""
-    fastkm.quantize(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8), 4)
 
 
 @pytest.mark.parametrize("method", ["fastkm", *peers.PEERS])
