@@ -1,28 +1,25 @@
-"""fastkm.quantize against its peers on the same decoded photo, at k = 5, 16, 64, 256.
+"""fastkm.quantize against its peers on the same decoded photo, per photo and per k.
 
-    pytest bench/test_peers.py --benchmark-autosave
-    FASTKM_BENCH_SLOW=1 pytest bench/test_peers.py ...   # also the minutes-long runs
+    pytest bench/test_peers.py --benchmark-autosave                   # 12 MP photo + sample_images/
+    pytest bench/test_peers.py --bench-dir ~/photos --benchmark-autosave
+    pytest bench/test_peers.py --bench-k 5,16,64,256 ...              # default k = 16, 64, 256
+    FASTKM_BENCH_SLOW=1 pytest bench/test_peers.py ...                # also the minutes-long runs
 
 Every method gets the same (H, W, 3) uint8 array and returns a palette and labels; the
 MSE of palette[labels] against the photo (summed over channels, as in the issue
 tables) is stored in each result's extra_info.  Ratios against fastkm are made from
 one saved run by bench/report.py.  Peers missing from the environment are skipped:
-install them with `pip install -e '.[bench]'`.
+install them with `pip install -e '.[bench]'`.  Photo selection: see conftest.py.
 """
 
 import os
-import sys
-from pathlib import Path
 
-import numpy as np
+import peers  # pytest puts bench/ on sys.path
 import pytest
 
 import fastkm
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import peers  # noqa: E402
-
-N_COLORS = [5, 16, 64, 256]
+pytestmark = pytest.mark.usefixtures("fastkm_warm")
 RUN_SLOW = os.environ.get("FASTKM_BENCH_SLOW") == "1"
 AVAILABLE = set(peers.available_peers())
 
@@ -44,12 +41,12 @@ def _fastkm(image, n_colors, seed):
     return result.palette, result.labels
 
 
-def test_fastkm_warm_before_peers(photo):
-    """Compile (or load) the kernels outside the timed runs."""
-    fastkm.quantize(np.ascontiguousarray(photo[:64, :64]), 4)
+def pytest_generate_tests(metafunc):
+    if "n_colors" in metafunc.fixturenames:
+        # --bench-k / FASTKM_BENCH_K, an option of conftest.py
+        metafunc.parametrize("n_colors", [int(k) for k in metafunc.config.getoption("bench_k").split(",")])
 
 
-@pytest.mark.parametrize("n_colors", N_COLORS)
 @pytest.mark.parametrize("method", ["fastkm", *peers.PEERS])
 def test_quantize_photo(benchmark, photo, photo_name, method, n_colors):
     if method != "fastkm" and method not in AVAILABLE:
@@ -72,5 +69,5 @@ def test_quantize_photo(benchmark, photo, photo_name, method, n_colors):
         image=photo_name,
         megapixels=round(n_pixels / 1e6, 2),
         mse=round(3 * peers.mse(photo, palette, labels), 4),
-        palette_size=int(len(palette)),
+        palette_size=len(palette),
     )

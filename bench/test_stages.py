@@ -1,7 +1,8 @@
 """One benchmark per pipeline stage, and the whole quantize, at k = 5, 16, 64, 256.
 
 Stages: histogram of distinct colours, k-means++ on the sample, assignment of every
-pixel, one Lloyd step (assign + update) on the histogram, remap, whole quantize.
+pixel, one Lloyd step (assign + update) on the histogram, remap, whole quantize.  One
+photo: FASTKM_BENCH_IMAGE, else the 12 MP photo, else the bundled 3 MP one.
 
     pytest bench/test_stages.py --benchmark-autosave
 """
@@ -16,8 +17,8 @@ N_COLORS = [5, 16, 64, 256]
 
 
 @pytest.fixture(scope="module")
-def pixels(photo):
-    return photo.reshape(-1, 3)
+def pixels(main_photo):
+    return main_photo.reshape(-1, 3)
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +86,7 @@ def test_remap_all_pixels(benchmark, pixels, n_colors):
 
 
 @pytest.mark.parametrize("n_colors", N_COLORS)
-def test_quantize(benchmark, photo, photo_name, n_colors):
+def test_quantize(benchmark, main_photo, main_photo_path, n_colors):
     benchmark.group = f"quantize k={n_colors}"
-    result = benchmark(fastkm.quantize, photo, n_colors)
-    benchmark.extra_info.update(image=photo_name, mse=result.mse * 3, psnr=result.psnr)
+    result = benchmark(fastkm.quantize, main_photo, n_colors)
+    benchmark.extra_info.update(image=main_photo_path.name, mse=result.mse * 3, psnr=result.psnr)
