@@ -24,7 +24,9 @@ def load(path):
             continue
         photo = (info.get("image", "?"), info.get("megapixels", "?"))
         rows[photo][info["n_colors"]][info["method"]] = (bench["stats"]["min"], info["mse"])
-    return rows, data.get("machine_info", {}), data.get("datetime", "")
+    commit = data.get("commit_info", {})
+    when = f"{data.get('datetime', '')[:19]}, commit {commit.get('id', '?')[:7]}{' (dirty)' if commit.get('dirty') else ''}"
+    return rows, data.get("machine_info", {}), when
 
 
 def _methods(per_k):
@@ -34,7 +36,7 @@ def _methods(per_k):
 def markdown(rows, machine, when):
     cpu = machine.get("cpu", {})
     lines = [
-        f"{cpu.get('brand_raw', 'unknown CPU')}, {cpu.get('count', '?')} cores; run {when[:19]}.",
+        f"{cpu.get('brand_raw', 'unknown CPU')}, {cpu.get('count', '?')} cores; run {when}.",
         "Time is the best of the measured rounds; 'x fastkm' is that time over fastkm's in the same run",
         "(how many times longer than fastkm); MSE is summed over R, G, B against the original (lower is",
         "better); 'fastkm / it' is fastkm's MSE over the method's (below 1: fastkm's is lower).",
