@@ -45,13 +45,17 @@ def _check_tol(tol):
     return float(tol)
 
 
+def _check_uint8(dtype, what, convert="np.asarray(x, dtype=np.uint8)"):
+    if dtype != np.uint8:
+        raise FastkmError(
+            f"{what} has dtype {dtype}, expected uint8; convert 8-bit data with "
+            f"{convert}, or scale other ranges to 0..255 first"
+        )
+
+
 def _as_uint8(array, what):
     array = np.asarray(array)
-    if array.dtype != np.uint8:
-        raise FastkmError(
-            f"{what} has dtype {array.dtype}, expected uint8; convert 8-bit data with "
-            "np.asarray(x, dtype=np.uint8), or scale other ranges to 0..255 first"
-        )
+    _check_uint8(array.dtype, what)
     return array
 
 
@@ -61,18 +65,22 @@ def _check_seed(seed):
     return seed
 
 
+def _check_image_shape(shape):
+    """Accept (H, W) grey and (H, W, 1 or 3) images with at least one pixel."""
+    if len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] not in (1, 3)):
+        raise FastkmError(
+            f"image has shape {shape}, expected (H, W) grey or (H, W, 3) RGB; drop an alpha channel with image[..., :3]"
+        )
+    if shape[0] == 0 or shape[1] == 0:
+        raise FastkmError(f"image has shape {shape}: it holds no pixels")
+
+
 def _image_pixels(image):
     """Validate an image and view it as pixels (n, C) uint8, with its (H, W) shape."""
     image = _as_uint8(image, "image")
+    _check_image_shape(image.shape)
     if image.ndim == 2:
         image = image[:, :, None]
-    if image.ndim != 3 or image.shape[2] not in (1, 3):
-        raise FastkmError(
-            f"image has shape {image.shape}, expected (H, W) grey or (H, W, 3) RGB; "
-            "drop an alpha channel with image[..., :3]"
-        )
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise FastkmError(f"image has shape {image.shape}: it holds no pixels")
     height, width, n_channels = image.shape
     pixels = np.ascontiguousarray(image).reshape(height * width, n_channels)
     return pixels, (height, width), n_channels == 1
