@@ -1,7 +1,12 @@
-"""fastkm.dask on a LocalCluster of 2 worker processes.
+"""fastkm.dask and ``fastkm quantize --scheduler`` on a LocalCluster of 2 worker processes.
 
 Skipped when the ``fastkm[dask]`` extra is not installed.
 """
+
+import hashlib
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -14,6 +19,8 @@ import dask
 import fastkm
 import fastkm.dask
 from fastkm import FastkmError
+
+from .test_cli import invoke
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +95,7 @@ def test_many_colours_give_uint16_labels(client):
 @pytest.mark.parametrize(
     ("array", "kwargs", "message"),
     [
-        (da.zeros((8, 8, 3), dtype=np.float32), {}, "dtype float32, expected uint8; convert 8-bit data with array.astype"),
+        (da.zeros((8, 8, 3), dtype=np.float32), {}, "float32, expected uint8; convert 8-bit data with array.astype"),
         (da.zeros((8, 8, 4), dtype=np.uint8), {}, "drop an alpha channel"),
         (da.zeros((0, 8, 3), dtype=np.uint8), {}, "it holds no pixels"),
         (da.zeros((8, 8, 3), dtype=np.uint8), {"n_colors": 0}, "n_colors=0 must be between 1 and 65536"),
@@ -99,3 +106,42 @@ def test_many_colours_give_uint16_labels(client):
 def test_bad_input_is_a_clear_error(array, kwargs, message):
     with pytest.raises(FastkmError, match=message):
         fastkm.dask.quantize(array, **{"n_colors": 4, **kwargs})
+
+
+def digests(folder):
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*.png")}
+
+
+def fastkm_command(*args):
+    """Run the command in a fresh process, as a user would (no Dask client of the tests in it)."""
+    return subprocess.run(
+        [sys.executable, "-m", "fastkm.cli", *map(str, args)], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_cli_batch_on_the_cluster_writes_the_same_bytes_as_a_local_run(client, tmp_path, photo_folder):
+    source = photo_folder
+    address = client.scheduler.address
+    local = invoke("quantize", source, "-o", tmp_path / "local", "-k", 8, "--recursive")
+    on_cluster = fastkm_command(
+        "quantize", source, "-o", tmp_path / "cluster", "-k", 8, "--recursive", "--scheduler", address
+    )
+    output = on_cluster.stdout + on_cluster.stderr
+    assert local.exit_code == on_cluster.returncode == 1, output  # one file failed
+    assert "error: " in output and "broken.jpg: cannot decode" in output and "Traceback" not in output
+    assert "2 written, 1 failed, 1 skipped" in output
+    assert sorted(digests(tmp_path / "cluster")) == ["parrots.png", "sub/hats.png"]
+    assert digests(tmp_path / "cluster") == digests(tmp_path / "local")
+    all_good = fastkm_command("quantize", source / "sub", "-o", tmp_path / "all-good", "--scheduler", address)
+    assert all_good.returncode == 0, all_good.stdout + all_good.stderr
+    assert "1 written, 0 failed, 0 skipped" in all_good.stdout
+
+
+def test_cli_unreachable_scheduler_is_one_line(tmp_path, sample_path, monkeypatch):
+    monkeypatch.setattr("fastkm._distributed.CONNECT_TIMEOUT", 1)
+    (tmp_path / "in").mkdir()
+    shutil.copy(sample_path("kodim23.png"), tmp_path / "in" / "a.png")
+    result = invoke("quantize", tmp_path / "in", "-o", tmp_path / "out", "--scheduler", "tcp://127.0.0.1:9")
+    assert result.exit_code == 1
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in result.output
+    assert "Traceback" not in result.output
