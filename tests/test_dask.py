@@ -4,6 +4,7 @@ Skipped when the ``fastkm[dask]`` extra is not installed.
 """
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -90,6 +91,23 @@ def test_many_colours_give_uint16_labels(client):
     result = fastkm.dask.quantize(da.from_array(image, chunks=(32, 40, 3)), 300, passes=1)
     assert result.palette.shape == (300, 3)
     assert result.labels.dtype == np.uint16 and result.labels.compute().max() < 300
+
+
+def test_threaded_scheduler_survives_numba_workqueue_layer(sample_path):
+    # workqueue aborts the process when two threads launch parallel kernels at once.
+    script = (
+        "import dask, dask.array as da, numba, fastkm.dask\n"
+        "from fastkm.io import read_image\n"
+        f"image = da.from_array(read_image({str(sample_path('kodim23.png'))!r}), chunks=(128, 128, 3))\n"
+        "with dask.config.set(scheduler='threads', num_workers=4):\n"
+        "    result = fastkm.dask.quantize(image, 4, sample_size=20_000)\n"
+        "    result.labels.compute()\n"
+        "print(numba.threading_layer(), result.n_colors)\n"
+    )
+    env = {**os.environ, "NUMBA_THREADING_LAYER": "workqueue"}
+    completed = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.split() == ["workqueue", "4"]
 
 
 @pytest.mark.parametrize(
