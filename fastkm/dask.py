@@ -35,11 +35,15 @@ from .api import (
 
 # Pixels sampled for the fit.  In memory, the fit on a sample is refined on every pixel
 # until it converges; here each refinement is a pass over the whole array, so the
-# sample carries more of the quality: 4x the in-memory sample costs ~0.3 s more.
+# sample carries more of the quality.  On a 110 MP mosaic of the 12 MP photo, MSE over
+# fastkm.quantize's after one pass, k=16 / 64: 1.000 / 1.002 with the in-memory
+# sample of 262,144 pixels, 0.974 / 0.991 with 4x that, for 0.2-0.4 s more of fit.
 DEFAULT_SAMPLE_SIZE = 1 << 20
-# Passes over the array after the fit, each measuring the palette's exact error over
-# every pixel and moving it one Lloyd step.
-DEFAULT_PASSES = 3
+# Passes over the array after the fit: the first measures the sample's palette, each
+# further one the palette moved by one Lloyd step of the last.  On that mosaic the
+# sample's palette is within 0.03 % of its converged error, and the palette stops
+# changing after 1-3 steps; each pass costs about as much as computing the labels.
+DEFAULT_PASSES = 2
 # Block results merged by one task of the reduction tree.
 MERGE_FAN_IN = 8
 # The sample fit's iteration limit and tolerance, as in fastkm.quantize.
