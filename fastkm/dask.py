@@ -203,7 +203,7 @@ def _draw_sample(image, sample_size, rng):
     block_ids = block_rows * n_block_cols + block_cols
     # Draws grouped by chunk, in the order drawn within each chunk.
     order = np.argsort(block_ids, kind="stable")
-    bounds = np.searchsorted(block_ids[order], np.arange(len(image.chunks[0]) * n_block_cols + 1))
+    bounds = np.searchsorted(block_ids[order], np.arange(image.numblocks[0] * n_block_cols + 1))
     parts = []
     for block_id, block in enumerate(_blocks(image)):
         drawn = order[bounds[block_id] : bounds[block_id + 1]]
