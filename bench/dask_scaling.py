@@ -15,7 +15,8 @@ Times: ``fit`` is fastkm.dask.quantize (sample, fit, passes: palette and MSE kno
 would).  The in-memory rows run fastkm.quantize in this process on 1 and 2 threads,
 on the same pixels and seed, for the quality and time reference.  Both clusters stay
 up side by side and each of --rounds rounds runs every configuration once, so that
-load from other users of the machine falls on all of them alike; the table shows each
+load from other users of the machine falls on all of them alike, and each run waits
+(up to 3 minutes) until other programs leave the cores idle; the table shows each
 configuration's fastest round.
 Needs the fastkm[dask] extra.
 """
@@ -55,6 +56,37 @@ def build_mosaic(photo, tile):
     return np.ascontiguousarray(np.concatenate(rows, axis=0))
 
 
+def busy_cores(seconds=0.5):
+    """Cores busy over the next ``seconds`` (Linux /proc/stat), or 0 where unknown."""
+    def ticks():
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # all, idle + iowait
+
+    try:
+        total_before, idle_before = ticks()
+        time.sleep(seconds)
+        total_after, idle_after = ticks()
+    except OSError:
+        return 0.0
+    busy = 1 - (idle_after - idle_before) / max(1, total_after - total_before)
+    return busy * os.cpu_count()
+
+
+def wait_until_idle(max_seconds=180, busy_limit=0.6):
+    """Wait until other programs leave the cores idle (this shared machine's load comes
+    and goes); returns whether they did before max_seconds.
+
+    The idle clusters and this process keep about 0.25 of a core busy (heartbeats);
+    another program's computation keeps a whole one.
+    """
+    deadline = time.monotonic() + max_seconds
+    while time.monotonic() < deadline:
+        if busy_cores() <= busy_limit:
+            return True
+    return False
+
+
 def time_in_memory(mosaic, n_colors, n_threads):
     """(seconds, mse) of fastkm.quantize in this process on n_threads."""
     numba.set_num_threads(n_threads)
@@ -83,14 +115,19 @@ def time_on_cluster(client, array, n_colors):
 
 def start_cluster(stack, mosaic, chunk, n_workers):
     """A client of a fresh LocalCluster of n_workers holding the mosaic, kernels loaded."""
+    import dask
     import dask.array as da
     from distributed import Client, LocalCluster, wait
 
-    cluster = stack.enter_context(LocalCluster(
-        n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
-        env={"NUMBA_NUM_THREADS": "1"}, memory_limit=None,
-    ))
+    # Set before the worker processes start: they import this script, and with it
+    # numba, before LocalCluster's env= would reach them.
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.NUMBA_NUM_THREADS": "1"}):
+        cluster = stack.enter_context(LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+            memory_limit=None,
+        ))
     client = stack.enter_context(Client(cluster, set_as_default=False))
+    assert set(client.run(numba.get_num_threads).values()) == {1}
     with client.as_current():
         array = client.persist(da.from_array(mosaic, chunks=(chunk, chunk, mosaic.shape[2])))
         wait(array)
@@ -122,11 +159,14 @@ def main():
         clusters = {n_workers: start_cluster(stack, mosaic, args.chunk, n_workers) for n_workers in (1, 2)}
         # Every round runs every configuration once, so that load from other users of
         # the machine, which comes and goes, falls on all of them alike.
+        n_busy = 0  # runs started while other programs kept the cores busy
         for _ in range(args.rounds):
             for n_colors in args.k:
                 for n_threads in (1, 2):
+                    n_busy += not wait_until_idle()
                     memory.setdefault((n_threads, n_colors), []).append(time_in_memory(mosaic, n_colors, n_threads))
                 for n_workers, (client, array) in clusters.items():
+                    n_busy += not wait_until_idle()
                     on_dask.setdefault((n_workers, n_colors), []).append(time_on_cluster(client, array, n_colors))
     # The fastest round of each configuration.
     memory = {key: min(rounds) for key, rounds in memory.items()}
@@ -138,7 +178,8 @@ def main():
             f"({height * width / 1e6:.0f} MP, {mosaic.nbytes / 1e6:.0f} MB), {n_chunks} chunks of "
             f"{args.chunk}x{args.chunk} held in the workers' memory; {platform.processor() or platform.machine()}, "
             f"{os.cpu_count()} cores (1-minute load average {load_before:.1f} before the run, "
-            f"{os.getloadavg()[0]:.1f} after); seed 0; fastest of {args.rounds} interleaved rounds; "
+            f"{os.getloadavg()[0]:.1f} after; {n_busy} of {args.rounds * len(args.k) * 4} runs started while other "
+            f"programs kept the cores busy); seed 0; fastest of {args.rounds} interleaved rounds; "
             f"run {datetime.now(timezone.utc).isoformat(timespec='seconds')}."
         ),
         (
