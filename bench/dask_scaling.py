@@ -119,13 +119,22 @@ def start_cluster(stack, mosaic, chunk, n_workers):
     import dask.array as da
     from distributed import Client, LocalCluster, wait
 
-    # Set before the worker processes start: they import this script, and with it
-    # numba, before LocalCluster's env= would reach them.
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.NUMBA_NUM_THREADS": "1"}):
-        cluster = stack.enter_context(LocalCluster(
-            n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
-            memory_limit=None,
-        ))
+    # The worker processes import this script, and with it numba, before LocalCluster's
+    # env= would reach them: NUMBA_NUM_THREADS goes in the environment they start with.
+    # The nanny writes that into this process's os.environ too, where numba's next
+    # compile would refuse the changed value: it is restored once the workers run.
+    before = os.environ.get("NUMBA_NUM_THREADS")
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ.NUMBA_NUM_THREADS": "1"}):
+            cluster = stack.enter_context(LocalCluster(
+                n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+                memory_limit=None,
+            ))
+    finally:
+        if before is None:
+            os.environ.pop("NUMBA_NUM_THREADS", None)
+        else:
+            os.environ["NUMBA_NUM_THREADS"] = before
     client = stack.enter_context(Client(cluster, set_as_default=False))
     assert set(client.run(numba.get_num_threads).values()) == {1}
     with client.as_current():
@@ -180,7 +189,7 @@ def main():
             f"{os.cpu_count()} cores (1-minute load average {load_before:.1f} before the run, "
             f"{os.getloadavg()[0]:.1f} after; {n_busy} of {args.rounds * len(args.k) * 4} runs started while other "
             f"programs kept the cores busy); seed 0; fastest of {args.rounds} interleaved rounds; "
-            f"run {datetime.now(timezone.utc).isoformat(timespec='seconds')}."
+            f"finished {datetime.now(timezone.utc).isoformat(timespec='seconds')}."
         ),
         (
             "Workers: one process, one thread and NUMBA_NUM_THREADS=1 each. fit = fastkm.dask.quantize "

@@ -28,13 +28,11 @@ from .test_cli import invoke
 @pytest.fixture(scope="module")
 def client():
     """A client (the default scheduler) of 2 single-threaded worker processes on 127.0.0.1."""
-    # One core each (the test process keeps its threads), set before the processes start:
-    # LocalCluster's env= comes too late for a worker that imports numba as it starts.
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.NUMBA_NUM_THREADS": "1"}):
-        cluster = distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
-        )
-    with cluster, distributed.Client(cluster) as client:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+        env={"NUMBA_NUM_THREADS": "1"},  # one core each; the test process keeps its threads
+    ) as cluster, distributed.Client(cluster) as client:
+        # The workers import numba after env= applies (pytest's main module does not import it).
         assert set(client.run(numba.get_num_threads).values()) == {1}
         yield client
 
