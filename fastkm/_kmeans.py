@@ -382,6 +382,25 @@ def map_to_palette(pixels, palette):
     return map_colours(*distinct_colours(pixels), palette)
 
 
+def palette_sums(colours, counts, palette):
+    """One Lloyd pass of a palette over weighted colours, for sums merged across data sets.
+
+    colours (u, d) uint8, counts (u,) int64, palette (k, d) uint8.  Returns the sums
+    (k, d) int64 and pixel counts (k,) int64 of the colours nearest to each palette
+    entry, and the exact squared error (int) of mapping every colour to it.  Integer
+    sums, so results merged from any split of the data are the same in any order.
+    """
+    n_clusters, n_channels = palette.shape
+    labels = np.full(colours.shape[0], -1, dtype=np.int32)
+    min_dist = np.empty(colours.shape[0], dtype=np.float32)
+    sums = np.empty((n_clusters, n_channels), dtype=np.int64)
+    cluster_counts = np.empty(n_clusters, dtype=np.int64)
+    columns = _kernels.point_columns(colours)
+    _kernels.lloyd_step(columns, colours, counts, palette.astype(np.float32), labels, min_dist, sums, cluster_counts)
+    error = int(_kernels.squared_error(colours, counts, palette, labels))
+    return sums, cluster_counts, error
+
+
 def remap(pixels, fit, labels_dtype):
     """Label of every pixel (n,) in ``labels_dtype``, through the fitted colour labels."""
     labels = np.empty(pixels.shape[0], dtype=labels_dtype)

@@ -45,13 +45,17 @@ def _check_tol(tol):
     return float(tol)
 
 
+def _check_uint8(dtype, what, convert="np.asarray(x, dtype=np.uint8)"):
+    if dtype != np.uint8:
+        raise FastkmError(
+            f"{what} has dtype {dtype}, expected uint8; convert 8-bit data with "
+            f"{convert}, or scale other ranges to 0..255 first"
+        )
+
+
 def _as_uint8(array, what):
     array = np.asarray(array)
-    if array.dtype != np.uint8:
-        raise FastkmError(
-            f"{what} has dtype {array.dtype}, expected uint8; convert 8-bit data with "
-            "np.asarray(x, dtype=np.uint8), or scale other ranges to 0..255 first"
-        )
+    _check_uint8(array.dtype, what)
     return array
 
 
@@ -61,21 +65,30 @@ def _check_seed(seed):
     return seed
 
 
+def _check_image_shape(shape, *, alpha=False):
+    """Accept (H, W) grey and (H, W, 1 or 3) images with at least one pixel, and with
+    ``alpha`` also (H, W, 2) grey + alpha and (H, W, 4) RGBA."""
+    channels = (1, 2, 3, 4) if alpha else (1, 3)
+    if len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] not in channels):
+        expected = (
+            "(H, W) grey, (H, W, 2) grey + alpha, (H, W, 3) RGB or (H, W, 4) RGBA"
+            if alpha
+            else "(H, W) grey or (H, W, 3) RGB; drop an alpha channel with image[..., :3]"
+        )
+        raise FastkmError(f"image has shape {shape}, expected {expected}")
+    if shape[0] == 0 or shape[1] == 0:
+        raise FastkmError(f"image has shape {shape}: it holds no pixels")
+
+
 def _image_pixels(image):
     """Validate an image and view it as pixels (n, C) uint8, with its (H, W) shape.
 
     C is 1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA); alpha is always last.
     """
     image = _as_uint8(image, "image")
+    _check_image_shape(image.shape, alpha=True)
     if image.ndim == 2:
         image = image[:, :, None]
-    if image.ndim != 3 or image.shape[2] not in (1, 2, 3, 4):
-        raise FastkmError(
-            f"image has shape {image.shape}, expected (H, W) grey, (H, W, 2) grey + alpha, (H, W, 3) RGB "
-            "or (H, W, 4) RGBA"
-        )
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise FastkmError(f"image has shape {image.shape}: it holds no pixels")
     height, width, n_channels = image.shape
     pixels = np.ascontiguousarray(image).reshape(height * width, n_channels)
     return pixels, (height, width)

@@ -4,6 +4,7 @@ Library errors are caught here and printed as one line on stderr with exit code 
 usage errors (bad options) exit with 2, as typer does.  ``--debug`` shows tracebacks.
 """
 
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -204,8 +205,28 @@ def _collect(inputs, recursive):
     return files, skipped
 
 
-def _batch(inputs, output_dir, options, recursive):
-    """Quantize many files: progress bar, one failure never stops the rest, summary table."""
+def _batch_file(input_path, output_path, options):
+    """One file of a batch: (colours, MSE, PSNR dB, ΔE or None, seconds), or the failure
+    it met, returned rather than raised so that a worker of a cluster hands it back as a
+    result."""
+    try:
+        result, seconds = _quantize_to(input_path, output_path, options)
+    except (*FAILURES, MemoryError) as error:
+        return error
+    return result.n_colors, result.mse, result.psnr, result.delta_e, seconds
+
+
+def _run_here(jobs, starting):
+    """_batch_file for each (index, args) in turn, after starting(index); yields (index, outcome)."""
+    for index, args in jobs:
+        starting(index)
+        yield index, _batch_file(*args)
+
+
+def _batch(inputs, output_dir, options, recursive, scheduler=None):
+    """Quantize many files: progress bar, one failure never stops the rest, summary table.
+
+    With a dask.distributed ``scheduler`` address, each file is one task on the cluster."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
@@ -213,43 +234,55 @@ def _batch(inputs, output_dir, options, recursive):
     files, skipped = _collect(inputs, recursive)
     n_colors = options["n_colors"]
     planned = {}
-    rows = []
+    shown_names, targets, refusals, jobs = [], [], [], []
+    for index, (path, root) in enumerate(files):
+        shown_names.append(str(path.relative_to(root)) if root is not None else path.name)
+        if output_dir is None:
+            target = path.with_name(f"{path.stem}-k{n_colors}.png")
+        else:
+            relative = path.parent.relative_to(root) if root is not None else Path()
+            target = output_dir / relative / f"{path.stem}.png"
+        targets.append(target)
+        if target in planned:
+            refused = Refused(f"{target}: also the output of {planned[target]}; rename one of the inputs")
+            refusals.append((index, refused))
+        else:
+            planned[target] = path
+            jobs.append((index, (path, target, options)))
+    if scheduler is not None:
+        from ._distributed import run_on_cluster  # Dask is loaded for a cluster run only
+
+        try:
+            outcomes = run_on_cluster(scheduler, _batch_file, jobs)
+        except FastkmError as error:
+            _fail(str(error))
+    rows = [None] * len(files)
     n_failed = 0
     err = Console(stderr=True)
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
     ) as progress:
         task = progress.add_task("quantizing", total=len(files))
-
-        def note(message):
-            progress.console.print(message, markup=False, highlight=False, soft_wrap=True)
-
-        for path, root in files:
-            shown = str(path.relative_to(root)) if root is not None else path.name
-            progress.update(task, description=f"quantizing {shown}")
-            if output_dir is None:
-                target = path.with_name(f"{path.stem}-k{n_colors}.png")
-            else:
-                relative = path.parent.relative_to(root) if root is not None else Path()
-                target = output_dir / relative / f"{path.stem}.png"
-            try:
-                if target in planned:
-                    raise Refused(f"{target}: also the output of {planned[target]}; rename one of the inputs")
-                planned[target] = path
-                result, seconds = _quantize_to(path, target, options, echo=note)
-                delta_e = "" if result.delta_e is None else f"{result.delta_e:.4f}"
-                rows.append((
-                    shown, "ok", f"{result.n_colors}", f"{result.mse:.2f}", f"{result.psnr:.2f}", delta_e,
-                    f"{seconds:.2f}", str(target),
-                ))
-            except (*FAILURES, MemoryError) as error:
+        if scheduler is None:
+            outcomes = _run_here(jobs, lambda i: progress.update(task, description=f"quantizing {shown_names[i]}"))
+        else:
+            progress.update(task, description=f"quantizing on {scheduler}")
+        for index, outcome in itertools.chain(refusals, outcomes):
+            shown = shown_names[index]
+            if isinstance(outcome, BaseException):
                 if _state["debug"]:
-                    raise
-                if isinstance(error, MemoryError):
-                    error = f"{path}: not enough memory for this image"
+                    raise outcome
+                if isinstance(outcome, MemoryError):
+                    outcome = f"{files[index][0]}: not enough memory for this image"
                 n_failed += 1
-                progress.console.print(f"error: {error}", style="red", markup=False, highlight=False, soft_wrap=True)
-                rows.append((shown, "failed", "", "", "", "", "", ""))
+                progress.console.print(f"error: {outcome}", style="red", markup=False, highlight=False, soft_wrap=True)
+                rows[index] = (shown, "failed", "", "", "", "", "", "")
+            else:
+                colours, mse, psnr, delta_e, seconds = outcome
+                delta_e = "" if delta_e is None else f"{delta_e:.4f}"
+                rows[index] = (
+                    shown, "ok", f"{colours}", f"{mse:.2f}", f"{psnr:.2f}", delta_e, f"{seconds:.2f}", str(targets[index])
+                )
             progress.advance(task)
     for path in skipped:
         rows.append((path.name, "skipped: not an image", "", "", "", "", "", ""))
@@ -336,6 +369,11 @@ def quantize_command(
     shared: bool = typer.Option(
         False, "--shared-palette", help="Fit one palette over all inputs (an equal share each) and map every input onto it."
     ),
+    scheduler: Optional[str] = typer.Option(
+        None, "--scheduler", metavar="ADDRESS",
+        help="Send a batch to this dask.distributed scheduler (tcp://host:8786), one task per file; needs "
+        "fastkm[dask] on every machine, and inputs and outputs on storage the workers share.",
+    ),
 ):
     """Reduce images to N colours and write them (indexed PNGs by default).
 
@@ -368,13 +406,15 @@ def quantize_command(
                 f"{output}: with several inputs or a folder, -o names an output folder", param_hint="'-o'"
             )
         _check_colours_fit(Path("output.png"), n_colors)  # batch outputs are PNGs
+    elif scheduler is not None:
+        raise typer.BadParameter("sends a batch (several inputs or a folder) to a cluster", param_hint="'--scheduler'")
     if shared:
         _run(lambda: _fit_shared(inputs, options, recursive))
         if save_palette is not None:
             _run(lambda: write_palette(save_palette, options["palette"]))
             options["save_palette"] = None
     if batch:
-        _batch(inputs, output, options, recursive)
+        _batch(inputs, output, options, recursive, scheduler)
         return
 
     input_path = inputs[0]

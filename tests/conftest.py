@@ -1,3 +1,4 @@
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,18 @@ SAMPLE_IMAGES = Path(__file__).resolve().parent.parent / "sample_images"
 def sample_path():
     """Path of a bundled sample image by file name."""
     return lambda name: SAMPLE_IMAGES / name
+
+
+@pytest.fixture()
+def photo_folder(tmp_path):
+    """A folder of two photos (one in a sub-folder), a broken image and a text file."""
+    source = tmp_path / "photos"
+    (source / "sub").mkdir(parents=True)
+    shutil.copy(SAMPLE_IMAGES / "kodim23.png", source / "parrots.png")
+    shutil.copy(SAMPLE_IMAGES / "kodim03.png", source / "sub" / "hats.png")
+    (source / "broken.jpg").write_bytes(b"not a jpeg")
+    (source / "notes.txt").write_text("not an image")
+    return source
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,8 @@
 
 import hashlib
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -142,13 +144,8 @@ def test_compare_requires_output(photo_copy):
     assert result.exit_code == 2
 
 
-def test_batch_folder_reports_bad_files_and_writes_the_rest(tmp_path, sample_path):
-    source = tmp_path / "photos"
-    (source / "sub").mkdir(parents=True)
-    shutil.copy(sample_path("kodim23.png"), source / "parrots.png")
-    shutil.copy(sample_path("kodim03.png"), source / "sub" / "hats.png")
-    (source / "broken.jpg").write_bytes(b"not a jpeg")
-    (source / "notes.txt").write_text("not an image")
+def test_batch_folder_reports_bad_files_and_writes_the_rest(tmp_path, photo_folder):
+    source = photo_folder
     before = {p: digest(p) for p in source.rglob("*") if p.is_file()}
     out = tmp_path / "out"
     result = invoke("quantize", source, "-o", out, "-k", 8, "--recursive")
@@ -181,6 +178,20 @@ def test_batch_output_must_be_a_folder(tmp_path, sample_path):
     result = invoke("quantize", a, a, "-o", tmp_path / "out.png")
     assert result.exit_code == 2
     assert "names an output folder" in result.output
+
+
+def test_batch_refuses_a_second_input_with_the_same_output(tmp_path, sample_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    shutil.copy(sample_path("kodim23.png"), tmp_path / "a" / "x.png")
+    shutil.copy(sample_path("kodim03.png"), tmp_path / "b" / "x.png")
+    result = invoke("quantize", tmp_path / "a" / "x.png", tmp_path / "b" / "x.png", "-o", tmp_path / "out", "-k", 4)
+    assert result.exit_code == 1
+    assert "also the output of" in result.output and "1 written, 1 failed" in result.output
+    np.testing.assert_array_equal(
+        fastkm.io.read_image(tmp_path / "out" / "x.png"),
+        fastkm.quantize(fastkm.io.read_image(tmp_path / "a" / "x.png"), 4).image,
+    )
 
 
 def test_batch_empty_folder_fails(tmp_path):
@@ -411,3 +422,35 @@ def test_compare_dithered_oklab(photo_copy, tmp_path):
     result = invoke("compare", photo_copy, "-o", tmp_path / "c.png", "-k", 8, "--dither", "--space", "oklab")
     assert result.exit_code == 0, result.output
     assert "PSNR" in result.output
+
+
+def test_a_local_batch_never_imports_dask(tmp_path):
+    for name in ("a.png", "b.png"):
+        Image.fromarray(np.arange(48, dtype=np.uint8).reshape(4, 4, 3)).save(tmp_path / name)
+    script = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from fastkm.cli import app\n"
+        f"args = ['quantize', {str(tmp_path)!r}, '-o', {str(tmp_path / 'out')!r}, '-k', '4']\n"
+        "result = CliRunner().invoke(app, args)\n"
+        "assert result.exit_code == 0, result.output\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert completed.stdout.strip() == "[]"
+
+
+def test_scheduler_without_dask_says_how_to_install_it(tmp_path, sample_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed now fails
+    (tmp_path / "in").mkdir()
+    shutil.copy(sample_path("kodim23.png"), tmp_path / "in" / "a.png")
+    result = invoke("quantize", tmp_path / "in", "-o", tmp_path / "out", "--scheduler", "tcp://127.0.0.1:8786")
+    assert result.exit_code == 1
+    assert result.output.strip() == "error: --scheduler needs Dask: pip install 'fastkm[dask]'"
+    assert not (tmp_path / "out").exists()
+
+
+def test_scheduler_is_for_batches(photo_copy, tmp_path):
+    result = invoke("quantize", photo_copy, "-o", tmp_path / "x.png", "--scheduler", "tcp://127.0.0.1:8786")
+    assert result.exit_code == 2
+    assert "sends a batch" in result.output

@@ -4,7 +4,7 @@ import numba
 import numpy as np
 import pytest
 
-from fastkm import _kernels
+from fastkm import _kernels, _kmeans
 from fastkm._pipeline import guess_radius
 
 from . import reference
@@ -209,6 +209,24 @@ def test_lloyd_step_matches_reference_assign_and_sums(n_points, n_channels, weig
     else:
         np.testing.assert_allclose(sums, expected_sums, rtol=1e-12)
         np.testing.assert_allclose(counts, expected_counts, rtol=1e-12)
+
+
+@pytest.mark.parametrize("n_channels", [1, 3])
+def test_palette_sums_match_reference_and_add_up_over_any_split(n_channels):
+    rng = np.random.default_rng(7 + n_channels)
+    colours = random_points(rng, 5000, n_channels, n_values=16) * np.uint8(17)
+    counts = rng.integers(1, 50, size=5000).astype(np.int64)
+    palette = random_points(rng, 9, n_channels, n_values=16) * np.uint8(17)
+    sums, cluster_counts, error = _kmeans.palette_sums(colours, counts, palette)
+    labels, _ = reference.assign_labels(colours, palette)
+    expected_sums, expected_counts = reference.cluster_sums(colours, counts, labels, 9)
+    np.testing.assert_array_equal(sums, expected_sums)
+    np.testing.assert_array_equal(cluster_counts, expected_counts)
+    assert error == reference.squared_error(colours, counts, palette, labels)
+    parts = [_kmeans.palette_sums(colours[s], counts[s], palette) for s in (slice(0, 1234), slice(1234, None))]
+    np.testing.assert_array_equal(parts[0][0] + parts[1][0], sums)
+    np.testing.assert_array_equal(parts[0][1] + parts[1][1], cluster_counts)
+    assert parts[0][2] + parts[1][2] == error
 
 
 @pytest.mark.parametrize("n_channels", [1, 3, 4])
