@@ -261,15 +261,15 @@ def lloyd_step(columns, points, weights, centres, labels, min_dist, sums, counts
     expanded = _expanded_centres(centres)
     task_size = ASSIGN_TILE * ASSIGN_TILES_PER_TASK
     n_tasks = max(1, (n_points + task_size - 1) // task_size)
-    partial_sums = np.zeros((n_tasks, n_centres, n_channels), dtype=sums.dtype)
-    partial_counts = np.zeros((n_tasks, n_centres), dtype=counts.dtype)
+    # Per task and cluster: the channel sums, then the count, side by side in one row.
+    partial_sums = np.zeros((n_tasks, n_centres, n_channels + 1), dtype=sums.dtype)
     partial_changed = np.zeros(n_tasks, dtype=np.int64)
+    count_column = np.uint64(n_channels)
     for task in prange(n_tasks):
         best_dist = np.empty(ASSIGN_TILE, dtype=np.float32)
         best_label = np.empty(ASSIGN_TILE, dtype=np.int32)
         dist = np.empty(ASSIGN_TILE, dtype=np.float32)
         task_sums = partial_sums[task]
-        task_counts = partial_counts[task]
         changed = 0
         task_end = min((task + 1) * task_size, n_points)
         for start in range(task * task_size, task_end, ASSIGN_TILE):
@@ -281,22 +281,26 @@ def lloyd_step(columns, points, weights, centres, labels, min_dist, sums, counts
                     changed += 1
                 labels[start + i] = label
                 min_dist[start + i] = best_dist[i]
+            # Unsigned indices: numba adds no negative-index wraparound to these loads and
+            # stores (measured on 389k colours, one thread: k=16 4.4 -> 2.9 ms a step).
             if n_channels == 3:
                 # Unrolled: the generic channel loop costs ~3 ns more per point.
                 for i in range(m):
-                    label = best_label[i]
-                    w = weights[start + i]
-                    task_counts[label] += w
-                    task_sums[label, 0] += w * points[start + i, 0]
-                    task_sums[label, 1] += w * points[start + i, 1]
-                    task_sums[label, 2] += w * points[start + i, 2]
+                    label = np.uint64(best_label[i])
+                    row = np.uint64(start + i)
+                    w = weights[row]
+                    task_sums[label, np.uint64(0)] += w * points[row, np.uint64(0)]
+                    task_sums[label, np.uint64(1)] += w * points[row, np.uint64(1)]
+                    task_sums[label, np.uint64(2)] += w * points[row, np.uint64(2)]
+                    task_sums[label, count_column] += w
             else:
                 for i in range(m):
-                    label = best_label[i]
-                    w = weights[start + i]
-                    task_counts[label] += w
+                    label = np.uint64(best_label[i])
+                    row = np.uint64(start + i)
+                    w = weights[row]
                     for j in range(n_channels):
-                        task_sums[label, j] += w * points[start + i, j]
+                        task_sums[label, np.uint64(j)] += w * points[row, np.uint64(j)]
+                    task_sums[label, count_column] += w
         partial_changed[task] = changed
     sums[:] = 0
     counts[:] = 0
@@ -304,7 +308,7 @@ def lloyd_step(columns, points, weights, centres, labels, min_dist, sums, counts
     for task in range(n_tasks):
         n_changed += partial_changed[task]
         for c in range(n_centres):
-            counts[c] += partial_counts[task, c]
+            counts[c] += partial_sums[task, c, n_channels]
             for j in range(n_channels):
                 sums[c, j] += partial_sums[task, c, j]
     return n_changed
