@@ -31,6 +31,8 @@ class Prepared:
                 entry is reserved; else None
     inverse     (u_pixels,) colour index of each fitted pixel when colours came from
                 np.unique (4 channels), else None (colours are looked up by table)
+    fitted      the pixels that were histogrammed: ``pixels`` itself, or premultiplied
+                (and without the fully transparent ones when an entry is reserved)
     """
 
     pixels: np.ndarray
@@ -42,6 +44,7 @@ class Prepared:
     stages: object
     visible: np.ndarray
     inverse: np.ndarray
+    fitted: np.ndarray = None
 
     @property
     def reserves_transparent(self):
@@ -112,7 +115,7 @@ def prepare(pixels, *, alpha, space, n_colors, rng, sample_size, reserve_transpa
             return encoded[id(stage)]
 
         stages = _kmeans.Stages(encode(stages.seed), encode(stages.sample), encode(stages.full))
-    return Prepared(pixels, alpha, space, colours, counts, points, stages, visible, inverse)
+    return Prepared(pixels, alpha, space, colours, counts, points, stages, visible, inverse, fitted)
 
 
 @dataclass
@@ -166,12 +169,6 @@ def map_onto(prepared, palette, *, n_iter=0):
     return Fit(palette, colour_labels, error, n_iter)
 
 
-def _fitted_pixels(prepared):
-    """The pixels that were histogrammed, as they were (premultiplied for alpha)."""
-    pixels = _spaces.premultiply(prepared.pixels) if prepared.alpha else prepared.pixels
-    return pixels[prepared.visible] if prepared.reserves_transparent else pixels
-
-
 def pixel_labels(prepared, result, labels_dtype):
     """Label (n,) of every pixel: its colour's label, through a table or np.unique's inverse."""
     n_pixels = prepared.pixels.shape[0]
@@ -183,7 +180,7 @@ def pixel_labels(prepared, result, labels_dtype):
     else:
         fitted = np.empty(prepared.visible.sum() if prepared.reserves_transparent else n_pixels, dtype=labels_dtype)
         table = _kmeans.label_table(prepared.colours, colour_labels)
-        _kernels.remap_through_table(_fitted_pixels(prepared), table, fitted)
+        _kernels.remap_through_table(prepared.fitted, table, fitted)
     if not prepared.reserves_transparent:
         return fitted
     labels = np.zeros(n_pixels, dtype=labels_dtype)  # transparent pixels: entry 0
