@@ -33,6 +33,8 @@ class Prepared:
                 np.unique (4 channels), else None (colours are looked up by table)
     fitted      the pixels that were histogrammed: ``pixels`` itself, or premultiplied
                 (and without the fully transparent ones when an entry is reserved)
+    error_pixels every pixel (n, C) in the space errors are measured in: ``pixels``, or
+                all of them premultiplied
     """
 
     pixels: np.ndarray
@@ -45,6 +47,7 @@ class Prepared:
     visible: np.ndarray
     inverse: np.ndarray
     fitted: np.ndarray = None
+    error_pixels: np.ndarray = None
 
     @property
     def reserves_transparent(self):
@@ -73,7 +76,7 @@ class Prepared:
 
 def _packed_unique(points):
     """Distinct rows of points (n, 4) uint8: colours (u, 4), inverse (n,), counts (u,) int64."""
-    keys = points.view(np.uint32).ravel() if points.flags.c_contiguous else np.ascontiguousarray(points).view(np.uint32).ravel()
+    keys = np.ascontiguousarray(points).view(np.uint32).ravel()
     unique_keys, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
     colours = unique_keys.view(np.uint8).reshape(-1, 4)
     return np.ascontiguousarray(colours), inverse.ravel(), counts.astype(np.int64)
@@ -87,7 +90,7 @@ def prepare(pixels, *, alpha, space, n_colors, rng, sample_size, reserve_transpa
     a reserved entry).  space: "rgb" (as stored) or "oklab" (without alpha only).
     """
     visible = inverse = None
-    fitted = pixels
+    fitted = premultiplied = pixels
     if alpha:
         premultiplied = _spaces.premultiply(pixels)
         fitted = premultiplied
@@ -115,7 +118,7 @@ def prepare(pixels, *, alpha, space, n_colors, rng, sample_size, reserve_transpa
             return encoded[id(stage)]
 
         stages = _kmeans.Stages(encode(stages.seed), encode(stages.sample), encode(stages.full))
-    return Prepared(pixels, alpha, space, colours, counts, points, stages, visible, inverse, fitted)
+    return Prepared(pixels, alpha, space, colours, counts, points, stages, visible, inverse, fitted, premultiplied)
 
 
 @dataclass
@@ -191,7 +194,7 @@ def pixel_labels(prepared, result, labels_dtype):
 def _pixel_points(prepared):
     """Every pixel (n, d) uint8 in the fit's space."""
     if prepared.alpha:
-        return _spaces.premultiply(prepared.pixels)
+        return prepared.error_pixels
     if prepared.space == "oklab":
         # Each distinct colour's code, looked up per pixel through packed-key tables.
         codes = prepared.points
@@ -251,8 +254,9 @@ def guess_radius(palette_points):
 
 def pixel_squared_error(prepared, palette, labels):
     """Summed squared error of every pixel against palette[labels], in the error space."""
-    pixels = _spaces.premultiply(prepared.pixels) if prepared.alpha else prepared.pixels
-    return int(_kernels.squared_error(pixels, np.zeros(0, np.int64), prepared.error_palette(palette), labels))
+    return int(
+        _kernels.squared_error(prepared.error_pixels, np.zeros(0, np.int64), prepared.error_palette(palette), labels)
+    )
 
 
 def mean_delta_e(prepared, palette, result=None, labels=None):
