@@ -8,14 +8,10 @@
     >>> palette = fastkm.shared_palette(frames, 64)  # one palette for many images
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
 from .api import FastkmError, KMeans, QualityError, QuantizeResult, psnr_from_mse, quantize, shared_palette
 
-try:
-    __version__ = version("fastkm")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
+# The one place the version is written; pyproject.toml reads it from here.
+__version__ = "0.1.0"
 
 __all__ = [
     "FastkmError",

@@ -16,7 +16,6 @@ import typer
 
 from . import __version__, _kernels
 from .api import DEFAULT_SAMPLE_SIZE, MAX_COLORS, FastkmError, quantize, shared_palette
-from .figure import side_by_side
 from .io import (
     DEFAULT_MAX_PIXELS,
     INDEXED_SUFFIXES,
@@ -469,6 +468,8 @@ def compare_command(
             f"original ({width}x{height}, {result.n_distinct:,} colours)",
             f"fastkm, {how}: PSNR {result.psnr:.2f} dB{delta_e}",
         )
+        from .figure import side_by_side  # Pillow's drawing modules: only this command needs them
+
         figure = side_by_side([image, result.image], captions, max_side=max_side)
         write_image(output, figure)
         typer.echo(f"{input_path.name}: k = {result.n_colors}, PSNR {result.psnr:.2f} dB, {seconds:.2f} s -> {output}")
