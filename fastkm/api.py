@@ -11,9 +11,8 @@ from . import _kernels, _kmeans, _pipeline, _spaces
 # Pixels in the random sample that seeds and pre-fits the palette before the refinement
 # on the full colour histogram (see bench/README.md for the measurement behind it).
 DEFAULT_SAMPLE_SIZE = 1 << 18
-# k-means++ starts on the sample: best of 4 keeps every Kodak photo within 1.5 % of
-# scikit-learn's MSE where a single start is up to 10 % worse (bench/README.md).
-DEFAULT_N_INIT = 4
+# k-means++ starts on the sample: None picks them by palette size (_kmeans.default_n_init).
+DEFAULT_N_INIT = None
 MAX_COLORS = 65536
 # From this many points on, KMeans labels its training points through a colour table.
 TABLE_REMAP_MIN_POINTS = 1 << 20
@@ -252,7 +251,7 @@ def quantize(
     sample_size pixels sampled to seed and pre-fit the palette before the exact
                 refinement on all pixels (None: no sampling stage)
     n_init      k-means++ starts tried on the sample (or on small images); the best
-                one is refined
+                one is refined.  None: 4 up to 32 colours, 2 up to 128, 1 above
     max_iter    Lloyd iterations per stage; tol: centre-shift tolerance relative to the
                 pixels' variance
     returns     QuantizeResult (palette, labels, image, mse, psnr, delta_e)
@@ -263,7 +262,7 @@ def quantize(
     n_colors = _check_n_colors(n_colors)
     seed = _check_seed(seed)
     sample_size = _check_positive_int(sample_size, "sample_size", allow_none=True)
-    n_init = _check_positive_int(n_init, "n_init")
+    n_init = _check_positive_int(n_init, "n_init", allow_none=True)
     max_iter = _check_positive_int(max_iter, "max_iter")
     tol = _check_tol(tol)
     dither = _check_dither(dither)
@@ -357,7 +356,7 @@ def shared_palette(
     seed = _check_seed(seed)
     sample_size = _check_positive_int(sample_size, "sample_size", allow_none=True)
     fit_options = {
-        "n_init": _check_positive_int(n_init, "n_init"),
+        "n_init": _check_positive_int(n_init, "n_init", allow_none=True),
         "max_iter": _check_positive_int(max_iter, "max_iter"),
         "tol": _check_tol(tol),
     }
@@ -487,13 +486,13 @@ class KMeans:
                 raise FastkmError(f"init has shape {init_centres.shape}, expected {(n_clusters, n_features)}")
 
         tol_abs = _kmeans.tolerance(points, weights, tol)
+        point_set = _kmeans.PointSet(points, weights, n_clusters)
         if init_centres is None:
-            best = _kmeans.best_of_inits(
-                points, weights, n_clusters, rng, n_init=n_init, max_iter=max_iter, tol_abs=tol_abs
-            )
+            best = _kmeans.best_of_inits(point_set, n_clusters, rng, n_init=n_init, max_iter=max_iter, tol_abs=tol_abs)
         else:
-            best = _kmeans.lloyd(points, weights, init_centres, max_iter=max_iter, tol_abs=tol_abs)
+            best = point_set.lloyd(init_centres, max_iter=max_iter, tol_abs=tol_abs)
 
+        best.labels = point_set.original_order(best.labels)
         self.cluster_centers_ = best.centres
         self.inertia_ = best.inertia
         self.n_iter_ = best.n_iter

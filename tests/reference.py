@@ -24,6 +24,19 @@ def cluster_sums(points, weights, labels, n_clusters):
     return sums, counts
 
 
+def cell_sort(points, weights, cell_bits):
+    """Points sorted by grid cell in Morton order (stable): sorted points, weights, the
+    original index of each, and sum of weight * |point|^2."""
+    grid = (points >> (8 - cell_bits)).astype(np.int64)
+    codes = np.zeros(len(points), dtype=np.int64)
+    for t in range(cell_bits - 1, -1, -1):
+        for j in range(3):
+            codes = (codes << 1) | ((grid[:, j] >> t) & 1)
+    order = np.argsort(codes, kind="stable")
+    norms = (points.astype(np.int64) ** 2).sum(axis=1)
+    return points[order], weights[order], order, float((norms * weights).sum())
+
+
 def _draw(potential, target):
     """First index whose running sum of potential exceeds target (zero potentials skipped)."""
     running = np.cumsum(potential)

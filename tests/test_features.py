@@ -150,8 +150,10 @@ def test_dither_strength_between_off_and_full(parrots):
 def test_dithering_grey_oklab_and_alpha(parrots, rgba):
     grey = parrots.mean(axis=2).astype(np.uint8)
     # With alpha, 15 entries spread over 4 dimensions leave more of the translucent
-    # ring outside their hull: dithering helps less there.
-    for image, options, ratio in ((grey, {}, 0.7), (parrots, {"space": "oklab"}, 0.7), (rgba, {}, 0.85)):
+    # ring outside their hull: dithering helps less there (ratios 0.84-0.96 over seeds
+    # 0-3, before and after the swap changes of issue 3; the better the plain fit, the
+    # less dithering adds).
+    for image, options, ratio in ((grey, {}, 0.7), (parrots, {"space": "oklab"}, 0.7), (rgba, {}, 0.97)):
         plain = fastkm.quantize(image, 16, **options)
         dithered = fastkm.quantize(image, 16, dither=True, **options)
         assert blurred_error(image, dithered.image) < ratio * blurred_error(image, plain.image), options
@@ -175,11 +177,13 @@ def test_oklab_codes_round_trip_and_match_reference():
     assert codes[:, 1:].min() > 0 and codes.max() < 255  # the sRGB gamut fits the codes
 
 
-@pytest.mark.parametrize("name", ["kodim23.png", "kodim03.png"])
-def test_oklab_fit_has_lower_delta_e_than_rgb_fit(sample_photo, name):
+# kodim03's OKLab fit wins by about 1 % once the RGB fit finds its best minimum (seeds
+# 0-2: 0.988-0.993; 0.955-0.994 before issue 3's swap changes); the parrots' by 6-8 %.
+@pytest.mark.parametrize(("name", "ratio"), [("kodim23.png", 0.97), ("kodim03.png", 1.0)])
+def test_oklab_fit_has_lower_delta_e_than_rgb_fit(sample_photo, name, ratio):
     photo = sample_photo(name)
     rgb, lab = fastkm.quantize(photo, 16), fastkm.quantize(photo, 16, space="oklab")
-    assert lab.delta_e < 0.97 * rgb.delta_e
+    assert lab.delta_e < ratio * rgb.delta_e
     assert rgb.mse < lab.mse  # and each space wins its own measure
 
 

@@ -291,3 +291,109 @@ def test_squared_error_with_unit_weights():
     labels = rng.integers(0, 7, size=len(points))
     expected = reference.squared_error(points, np.ones(len(points), np.int64), palette, labels)
     assert _kernels.squared_error(points, np.zeros(0, np.int64), palette, labels) == expected
+
+
+@pytest.mark.parametrize("cell_bits", [2, 3, 5])
+@pytest.mark.parametrize("weights_dtype", [np.int64, np.float64])
+def test_cell_sort_matches_reference(cell_bits, weights_dtype):
+    rng = np.random.default_rng(cell_bits)
+    points = random_points(rng, 10007, 3)
+    weights = rng.integers(1, 1000, size=len(points)).astype(weights_dtype)
+    sorted_points, sorted_weights, columns, start, order, norm_total = _kernels.cell_sort(points, weights, cell_bits)
+    expected_points, expected_weights, expected_order, expected_norm = reference.cell_sort(points, weights, cell_bits)
+    np.testing.assert_array_equal(sorted_points, expected_points)
+    np.testing.assert_array_equal(sorted_weights, expected_weights)
+    np.testing.assert_array_equal(order, expected_order)
+    np.testing.assert_array_equal(columns[:, : len(points)], expected_points.T)
+    assert norm_total == expected_norm
+    assert start[0] == 0 and start[-1] == len(points) and np.all(np.diff(start) >= 0)
+
+
+def _cell_step(points, weights, centres, previous, n_clusters, cell_bits):
+    """cell_lloyd_step through sort_into_cells; labels and sum changes in the original order."""
+    cells = _kmeans.sort_into_cells(points, weights, cell_bits)
+    labels = previous[cells.order].copy()
+    sums = np.empty((n_clusters, 3), weights.dtype)
+    counts = np.empty(n_clusters, weights.dtype)
+    n_changed = _kernels.cell_lloyd_step(
+        cells.columns, cells.points, cells.weights, cells.corners, cells.start, cells.task_cells, cells.bits,
+        centres.astype(np.float32), labels, sums, counts,
+    )
+    unsorted = np.empty_like(labels)
+    unsorted[cells.order] = labels
+    return unsorted, sums, counts, n_changed
+
+
+@pytest.mark.parametrize("cell_bits", [2, 3, 4, 5])
+@pytest.mark.parametrize("n_centres", [1, 2, 16, 64, 300])
+def test_cell_lloyd_step_labels_match_reference_exactly(cell_bits, n_centres):
+    rng = np.random.default_rng(cell_bits * 1000 + n_centres)
+    # Few distinct values: many exact ties, which must still go to the lowest index.
+    points = random_points(rng, 3 * _kmeans.CELL_TASK_POINTS + 11, 3, n_values=18) * np.uint8(15)
+    weights = rng.integers(1, 100, size=len(points)).astype(np.int64)
+    centres = random_points(rng, n_centres, 3, n_values=18) * np.uint8(15)
+    labels, sums, counts, n_changed = _cell_step(
+        points, weights, centres, np.full(len(points), -1, np.int32), n_centres, cell_bits
+    )
+    expected_labels, _ = reference.assign_labels(points, centres)
+    np.testing.assert_array_equal(labels, expected_labels)
+    # From no labels, the changes are the full sums.
+    expected_sums, expected_counts = reference.cluster_sums(points, weights, expected_labels, n_centres)
+    np.testing.assert_array_equal(sums, expected_sums)
+    np.testing.assert_array_equal(counts, expected_counts)
+    assert n_changed == len(points)
+
+
+@pytest.mark.parametrize("weights_dtype", [np.int64, np.float64])
+def test_cell_lloyd_step_moves_only_changed_points(weights_dtype):
+    rng = np.random.default_rng(5)
+    points = random_points(rng, 20000, 3)
+    weights = rng.integers(1, 100, size=len(points)).astype(weights_dtype)
+    # Float centres: labels must be those of assign_labels (same float32 arithmetic).
+    centres = rng.uniform(0, 255, size=(40, 3)).astype(np.float32)
+    previous = rng.integers(0, 40, size=len(points)).astype(np.int32)
+    labels, sum_changes, count_changes, n_changed = _cell_step(points, weights, centres, previous, 40, 4)
+    expected_labels = np.empty(len(points), np.int32)
+    _kernels.assign_labels(points, centres, expected_labels, np.empty(len(points), np.float32))
+    np.testing.assert_array_equal(labels, expected_labels)
+    assert n_changed == np.count_nonzero(previous != expected_labels)
+    before = reference.cluster_sums(points, weights, previous, 40)
+    after = reference.cluster_sums(points, weights, expected_labels, 40)
+    if weights_dtype is np.int64:
+        np.testing.assert_array_equal(sum_changes, after[0] - before[0])
+        np.testing.assert_array_equal(count_changes, after[1] - before[1])
+    else:
+        np.testing.assert_allclose(sum_changes, after[0] - before[0], atol=1e-6)
+        np.testing.assert_allclose(count_changes, after[1] - before[1], atol=1e-9)
+
+
+def test_cell_lloyd_step_is_identical_for_1_and_2_threads():
+    rng = np.random.default_rng(9)
+    points = random_points(rng, 5 * _kmeans.CELL_TASK_POINTS, 3)
+    weights = rng.random(len(points)) * 10  # float sums: the merge order matters
+    centres = rng.uniform(0, 255, size=(64, 3)).astype(np.float32)
+    previous = np.full(len(points), -1, np.int32)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = _cell_step(points, weights, centres, previous, 64, 4)
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        two = _cell_step(points, weights, centres, previous, 64, 4)
+    finally:
+        numba.set_num_threads(before)
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("n_clusters", [3, 16, 64])
+def test_lloyd_in_cells_follows_plain_lloyd(n_clusters):
+    rng = np.random.default_rng(n_clusters)
+    colours, counts = _kernels.colour_histogram(random_points(rng, 200000, 3, n_values=64) * np.uint8(4))
+    start = colours[rng.choice(len(colours), n_clusters, replace=False)].astype(np.float64)
+    plain = _kmeans.lloyd(colours, counts, start, max_iter=30, tol_abs=0.0)
+    point_set = _kmeans.PointSet(colours, counts, n_clusters)
+    in_cells = point_set.lloyd(start, max_iter=30, tol_abs=0.0)
+    assert in_cells.n_iter == plain.n_iter
+    np.testing.assert_array_equal(in_cells.centres, plain.centres)
+    np.testing.assert_array_equal(point_set.original_order(in_cells.labels), plain.labels)
+    assert in_cells.inertia == pytest.approx(plain.inertia, rel=1e-6)
