@@ -867,6 +867,25 @@ def colour_histogram(pixels):
     return colours, counts
 
 
+@njit(cache=True)
+def weighted_moments(points, weights):
+    """Per channel, sum of weight * value and of weight * value^2.
+
+    points  IN (n, d) uint8
+    weights IN (n,) int64 or float64
+    returns (2, d) float64: row 0 the first moments, row 1 the second (exact for
+            integer weights while the sums stay below 2^53)
+    """
+    moments = np.zeros((2, points.shape[1]), dtype=np.float64)
+    for i in range(points.shape[0]):
+        w = np.float64(weights[i])
+        for j in range(points.shape[1]):
+            v = np.float64(points[i, j])
+            moments[0, j] += w * v
+            moments[1, j] += w * v * v
+    return moments
+
+
 @njit(cache=True, parallel=True)
 def gather_rows(pixels, indices):
     """pixels[indices] for pixels (n, d) uint8 and indices (m,) int64: (m, d) uint8.
@@ -1076,7 +1095,9 @@ QUANTIZE_KERNELS = (
     assign_labels,
     point_columns,
     lloyd_step,
+    cell_sort,
     cell_lloyd_step,
+    weighted_moments,
     kmeans_plusplus,
     colour_histogram,
     fill_label_table,

@@ -397,3 +397,14 @@ def test_lloyd_in_cells_follows_plain_lloyd(n_clusters):
     np.testing.assert_array_equal(in_cells.centres, plain.centres)
     np.testing.assert_array_equal(point_set.original_order(in_cells.labels), plain.labels)
     assert in_cells.inertia == pytest.approx(plain.inertia, rel=1e-6)
+
+
+@pytest.mark.parametrize("weights_dtype", [np.int64, np.float64])
+def test_weighted_moments_match_numpy(weights_dtype):
+    rng = np.random.default_rng(11)
+    points = random_points(rng, 5000, 3)
+    weights = rng.integers(1, 1000, size=len(points)).astype(weights_dtype)
+    moments = _kernels.weighted_moments(points, weights)
+    x = points.astype(np.float64)
+    w = weights.astype(np.float64)
+    np.testing.assert_allclose(moments, np.stack([w @ x, w @ (x * x)]), rtol=1e-12)
