@@ -767,6 +767,166 @@ def kmeans_plusplus(points, weights, first_uniform, trial_uniforms):
 
 
 @njit(cache=True)
+def _cell_draw(cell_potential, cell_start, weights, closest, target):
+    """Index of the first point whose running sum of weight * closest exceeds ``target``,
+    skipping whole cells by their potentials (as _weighted_draw skips blocks).  Points
+    of zero potential are never drawn; past the total, the last positive one is."""
+    running = 0.0
+    last_cell = -1
+    for cell in range(cell_potential.shape[0]):
+        potential = cell_potential[cell]
+        if potential <= 0.0:
+            continue
+        last_cell = cell
+        if running + potential > target:
+            for i in range(cell_start[cell], cell_start[cell + 1]):
+                point_potential = np.float64(weights[i]) * np.float64(closest[i])
+                if point_potential > 0.0:
+                    running += point_potential
+                    if running > target:
+                        return i
+        else:
+            running += potential
+    last_positive = -1
+    if last_cell >= 0:
+        for i in range(cell_start[last_cell], cell_start[last_cell + 1]):
+            if np.float64(weights[i]) * np.float64(closest[i]) > 0.0:
+                last_positive = i
+    return last_positive
+
+
+@njit(cache=True)
+def _box_gap(corner, side, x0, x1, x2):
+    """Smallest squared distance from (x0, x1, x2) to the cell [corner, corner + side]^3."""
+    lo0 = np.float32(corner[0])
+    lo1 = np.float32(corner[1])
+    lo2 = np.float32(corner[2])
+    gap0 = max(lo0 - x0, np.float32(0.0), x0 - (lo0 + side))
+    gap1 = max(lo1 - x1, np.float32(0.0), x1 - (lo1 + side))
+    gap2 = max(lo2 - x2, np.float32(0.0), x2 - (lo2 + side))
+    return gap0 * gap0 + gap1 * gap1 + gap2 * gap2
+
+
+@njit(cache=True, parallel=True)
+def cell_kmeans_plusplus(columns, weights, cell_corners, cell_start, cell_bits, first_uniform, trial_uniforms):
+    """kmeans_plusplus for 3-channel points sorted by grid cell (cell_sort): the same
+    draws and choices, but a trial centre only visits the cells it can bring closer.
+
+    columns        IN (3, n_padded) float32: the points in cell order (from cell_sort)
+    weights        IN (n,) int64 or float64, in cell order
+    cell_corners   IN (m, 3) uint8, cell_start (m + 1,) int64, cell_bits: as cell_lloyd_step
+    first_uniform, trial_uniforms: as kmeans_plusplus
+    returns        (k,) int64 indices into the sorted points
+
+    Each cell keeps its potential (sum of weight * squared distance to the nearest
+    chosen centre) and its largest such distance.  A cell whose box is at least that
+    far from a trial centre keeps every distance, so its potential counts unchanged;
+    late in the seeding most cells are so.  With integer weights every sum is exact, so
+    the choices are those of kmeans_plusplus on the same sorted points.
+    """
+    n_points = weights.shape[0]
+    n_cells = cell_corners.shape[0]
+    n_centres = trial_uniforms.shape[0] + 1
+    n_trials = trial_uniforms.shape[1]
+    side = np.float32((1 << (8 - cell_bits)) - 1)
+    chosen = np.empty(n_centres, dtype=np.int64)
+    x0 = columns[0]
+    x1 = columns[1]
+    x2 = columns[2]
+    weights_f = np.empty(n_points, dtype=np.float64)
+    for i in range(n_points):
+        weights_f[i] = np.float64(weights[i])
+
+    # First centre: probability ~ weight (every distance 1).
+    closest = np.ones(n_points, dtype=np.float32)
+    cell_potential = np.empty(n_cells, dtype=np.float64)
+    cell_farthest = np.empty(n_cells, dtype=np.float32)
+    total_weight = 0.0
+    for cell in range(n_cells):
+        total = 0.0
+        for i in range(cell_start[cell], cell_start[cell + 1]):
+            total += weights_f[i]
+        cell_potential[cell] = total
+        total_weight += total
+    chosen[0] = _cell_draw(cell_potential, cell_start, weights, closest, first_uniform * total_weight)
+    heaviest = 0
+    for i in range(n_points):
+        if weights[i] > weights[heaviest]:
+            heaviest = i
+    for cell in prange(n_cells):
+        c0 = x0[chosen[0]]
+        c1 = x1[chosen[0]]
+        c2 = x2[chosen[0]]
+        total = 0.0
+        farthest = np.float32(0.0)
+        for i in range(cell_start[cell], cell_start[cell + 1]):
+            t0 = x0[i] - c0
+            t1 = x1[i] - c1
+            t2 = x2[i] - c2
+            d = t0 * t0 + t1 * t1 + t2 * t2
+            closest[i] = d
+            farthest = max(farthest, d)
+            total += weights_f[i] * np.float64(d)
+        cell_potential[cell] = total
+        cell_farthest[cell] = farthest
+
+    candidates = np.empty(n_trials, dtype=np.int64)
+    trial_total = np.empty(n_trials, dtype=np.float64)
+    for c in range(1, n_centres):
+        current = 0.0
+        for cell in range(n_cells):
+            current += cell_potential[cell]
+        if current <= 0.0:
+            chosen[c] = heaviest
+            continue
+        for t in range(n_trials):
+            candidates[t] = _cell_draw(cell_potential, cell_start, weights, closest, trial_uniforms[c - 1, t] * current)
+        for t in prange(n_trials):
+            candidate = candidates[t]
+            c0 = x0[candidate]
+            c1 = x1[candidate]
+            c2 = x2[candidate]
+            total = 0.0
+            for cell in range(n_cells):
+                if _box_gap(cell_corners[cell], side, c0, c1, c2) >= cell_farthest[cell]:
+                    total += cell_potential[cell]  # no point of the cell comes closer
+                else:
+                    start = cell_start[cell]
+                    stop = cell_start[cell + 1]
+                    total += _trial_potential_rgb(
+                        x0[start:stop], x1[start:stop], x2[start:stop], weights_f[start:stop], closest[start:stop],
+                        c0, c1, c2,
+                    )
+            trial_total[t] = total
+        best_trial = 0
+        for t in range(1, n_trials):
+            if trial_total[t] < trial_total[best_trial]:
+                best_trial = t
+        winner = candidates[best_trial]
+        chosen[c] = winner
+        # Fold the winner into the cells it brings closer.
+        c0 = x0[winner]
+        c1 = x1[winner]
+        c2 = x2[winner]
+        for cell in range(n_cells):
+            if _box_gap(cell_corners[cell], side, c0, c1, c2) >= cell_farthest[cell]:
+                continue
+            total = 0.0
+            farthest = np.float32(0.0)
+            for i in range(cell_start[cell], cell_start[cell + 1]):
+                t0 = x0[i] - c0
+                t1 = x1[i] - c1
+                t2 = x2[i] - c2
+                d = min(closest[i], t0 * t0 + t1 * t1 + t2 * t2)
+                closest[i] = d
+                farthest = max(farthest, d)
+                total += weights_f[i] * np.float64(d)
+            cell_potential[cell] = total
+            cell_farthest[cell] = farthest
+    return chosen
+
+
+@njit(cache=True)
 def _pack_key(pixels, i):
     key = np.uint32(0)
     for j in range(pixels.shape[1]):
@@ -1099,6 +1259,7 @@ QUANTIZE_KERNELS = (
     cell_lloyd_step,
     weighted_moments,
     kmeans_plusplus,
+    cell_kmeans_plusplus,
     colour_histogram,
     fill_label_table,
     remap_through_table,

@@ -34,11 +34,15 @@ def label_table(colours, labels):
     return table
 
 
+def _seed_uniforms(n_clusters, rng):
+    """The uniform numbers of one k-means++ seeding: the first draw and (k - 1, trials)."""
+    n_trials = 2 + int(np.log(n_clusters))
+    return rng.random(), rng.random((n_clusters - 1, n_trials))
+
+
 def seed_centres(points, weights, n_clusters, rng):
     """k-means++ centres (n_clusters, d) float64 drawn from weighted points."""
-    n_trials = 2 + int(np.log(n_clusters))
-    first_uniform = rng.random()
-    trial_uniforms = rng.random((n_clusters - 1, n_trials))
+    first_uniform, trial_uniforms = _seed_uniforms(n_clusters, rng)
     chosen = _kernels.kmeans_plusplus(points, weights, first_uniform, trial_uniforms)
     return points[chosen].astype(np.float64)
 
@@ -259,6 +263,17 @@ class PointSet:
         self.points = points
         self.weights = weights
 
+    def seed_centres(self, n_clusters, rng):
+        """k-means++ centres (n_clusters, d) float64 (as ``seed_centres``)."""
+        if self.cells is None:
+            return seed_centres(self.points, self.weights, n_clusters, rng)
+        first_uniform, trial_uniforms = _seed_uniforms(n_clusters, rng)
+        cells = self.cells
+        chosen = _kernels.cell_kmeans_plusplus(
+            cells.columns, cells.weights, cells.corners, cells.start, cells.bits, first_uniform, trial_uniforms
+        )
+        return self.points[chosen].astype(np.float64)
+
     def original_order(self, labels):
         """Per-point values (n,) in the order the points were given."""
         if self.cells is None:
@@ -326,14 +341,13 @@ def best_of_inits(point_set, n_clusters, rng, *, n_init, max_iter, tol_abs):
     Every start runs PROBE_ITER iterations (fewer if it converges); the one with the
     lowest inertia then continues to convergence or ``max_iter`` iterations in all.
     """
-    points, weights = point_set.points, point_set.weights
     if n_init == 1:
-        centres = seed_centres(points, weights, n_clusters, rng)
+        centres = point_set.seed_centres(n_clusters, rng)
         return point_set.lloyd(centres, max_iter=max_iter, tol_abs=tol_abs)
     probe_iter = min(PROBE_ITER, max_iter)
     best = None
     for _ in range(n_init):
-        centres = seed_centres(points, weights, n_clusters, rng)
+        centres = point_set.seed_centres(n_clusters, rng)
         run = point_set.lloyd(centres, max_iter=probe_iter, tol_abs=tol_abs, final_assign=False)
         if best is None or run.inertia < best.inertia:
             best = run

@@ -408,3 +408,31 @@ def test_weighted_moments_match_numpy(weights_dtype):
     x = points.astype(np.float64)
     w = weights.astype(np.float64)
     np.testing.assert_allclose(moments, np.stack([w @ x, w @ (x * x)]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("n_centres", [1, 5, 40, 200])
+@pytest.mark.parametrize("cell_bits", [2, 4])
+def test_cell_kmeans_plusplus_chooses_as_kmeans_plusplus(n_centres, cell_bits):
+    rng = np.random.default_rng(n_centres + cell_bits)
+    colours, counts = _kernels.colour_histogram(random_points(rng, 60000, 3, n_values=40) * np.uint8(6))
+    cells = _kmeans.sort_into_cells(colours, counts, cell_bits)
+    first_uniform, trial_uniforms = rng.random(), rng.random((n_centres - 1, 2 + int(np.log(n_centres))))
+    chosen = _kernels.cell_kmeans_plusplus(
+        cells.columns, cells.weights, cells.corners, cells.start, cells.bits, first_uniform, trial_uniforms
+    )
+    # Integer weights: every potential is exact, so the choices are the reference's.
+    expected = reference.kmeans_plusplus(cells.points, cells.weights, first_uniform, trial_uniforms)
+    np.testing.assert_array_equal(chosen, expected)
+
+
+def test_cell_kmeans_plusplus_with_fewer_distinct_points_than_centres():
+    colours = np.array([[0, 0, 0], [255, 255, 255], [10, 200, 30]], dtype=np.uint8)
+    counts = np.array([5, 1, 2], dtype=np.int64)
+    cells = _kmeans.sort_into_cells(colours, counts, 3)
+    rng = np.random.default_rng(0)
+    first_uniform, trial_uniforms = rng.random(), rng.random((5, 3))
+    chosen = _kernels.cell_kmeans_plusplus(
+        cells.columns, cells.weights, cells.corners, cells.start, cells.bits, first_uniform, trial_uniforms
+    )
+    expected = reference.kmeans_plusplus(cells.points, cells.weights, first_uniform, trial_uniforms)
+    np.testing.assert_array_equal(chosen, expected)
