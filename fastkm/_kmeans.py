@@ -83,10 +83,13 @@ class Cells:
 CELL_TASK_POINTS = _kernels.ASSIGN_TILE * _kernels.ASSIGN_TILES_PER_TASK
 
 
-def cell_bits_for(n_clusters):
-    """Cells per axis (as bits) for a search among n_clusters centres: finer cells prune
-    more centres but hold fewer points per SIMD tile."""
-    return 3 if n_clusters <= 32 else 4
+def cell_bits_for(n_points, n_clusters):
+    """Cells per axis (as bits) for a search of n_points among n_clusters centres: finer
+    cells prune more centres but hold fewer points per SIMD tile.  Measured, one steady
+    Lloyd step on the 12 MP photo's colours: 389k colours at k=256 1.73 ms with 8 cells
+    per axis, 1.54 ms with 16, 2.53 ms with 32; its 74k-colour sample 0.59, 0.83 and
+    1.51 ms; at k=16 and 64, 8 and 16 cells per axis are within 5 % of each other."""
+    return 4 if n_clusters > 32 and n_points >= 200_000 else 3
 
 
 def sort_into_cells(points, weights, bits):
@@ -256,7 +259,7 @@ class PointSet:
         self.cells = None
         self.columns = None
         if points.shape[1] == 3:
-            self.cells = sort_into_cells(points, weights, cell_bits_for(n_clusters))
+            self.cells = sort_into_cells(points, weights, cell_bits_for(points.shape[0], n_clusters))
             points, weights = self.cells.points, self.cells.weights
         else:
             self.columns = _kernels.point_columns(points)
