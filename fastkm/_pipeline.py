@@ -139,7 +139,7 @@ def _with_transparent(prepared, palette, colour_labels):
     return palette, (rank[colour_labels] + 1).astype(np.int32)
 
 
-def fit(prepared, n_colors, rng, *, n_init, max_iter, tol, n_swaps=_kmeans.N_SWAPS):
+def fit(prepared, n_colors, rng, *, n_init, max_iter, tol, n_swaps=None):
     """Fit a palette of at most n_colors entries to a prepared image."""
     n_fitted = n_colors - (1 if prepared.reserves_transparent else 0)
     colours, counts = prepared.colours, prepared.counts
