@@ -521,8 +521,8 @@ def cell_lloyd_step(columns, points, weights, cell_corners, cell_start, task_cel
                     best_dist[:m], best_label[:m],
                 )
                 for i in range(m):
-                    row = start + i
-                    label = candidate_ids[best_label[i]]
+                    row = np.uint64(start + i)
+                    label = candidate_ids[np.uint64(best_label[np.uint64(i)])]
                     old = labels[row]
                     if old != label:
                         changed += 1
@@ -544,17 +544,21 @@ def cell_lloyd_step(columns, points, weights, cell_corners, cell_start, task_cel
 @njit(cache=True)
 def _move_point(task_sums, points, weights, row, old, new):
     """Move a 3-channel point's weighted sums from cluster ``old`` (-1: none) to ``new``."""
+    row = np.uint64(row)
     w = weights[row]
+    p0 = points[row, np.uint64(0)]
+    p1 = points[row, np.uint64(1)]
+    p2 = points[row, np.uint64(2)]
     to = np.uint64(new)
-    task_sums[to, np.uint64(0)] += w * points[row, 0]
-    task_sums[to, np.uint64(1)] += w * points[row, 1]
-    task_sums[to, np.uint64(2)] += w * points[row, 2]
+    task_sums[to, np.uint64(0)] += w * p0
+    task_sums[to, np.uint64(1)] += w * p1
+    task_sums[to, np.uint64(2)] += w * p2
     task_sums[to, np.uint64(3)] += w
     if old >= 0:
         frm = np.uint64(old)
-        task_sums[frm, np.uint64(0)] -= w * points[row, 0]
-        task_sums[frm, np.uint64(1)] -= w * points[row, 1]
-        task_sums[frm, np.uint64(2)] -= w * points[row, 2]
+        task_sums[frm, np.uint64(0)] -= w * p0
+        task_sums[frm, np.uint64(1)] -= w * p1
+        task_sums[frm, np.uint64(2)] -= w * p2
         task_sums[frm, np.uint64(3)] -= w
 
 
@@ -1089,7 +1093,7 @@ def fill_label_table(colours, labels, table):
     n_blocks = max(1, (n_colours + PIXEL_BLOCK - 1) // PIXEL_BLOCK)
     for block in prange(n_blocks):
         for i in range(block * PIXEL_BLOCK, min((block + 1) * PIXEL_BLOCK, n_colours)):
-            table[_pack_key(colours, i)] = labels[i]
+            table[np.uint64(_pack_key(colours, i))] = labels[np.uint64(i)]
 
 
 @njit(cache=True, parallel=True)

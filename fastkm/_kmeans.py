@@ -277,6 +277,11 @@ class PointSet:
         )
         return self.points[chosen].astype(np.float64)
 
+    def float_columns(self):
+        """The points as float32 columns (d, n)."""
+        columns = self.cells.columns if self.cells is not None else self.columns
+        return columns[:, : self.points.shape[0]]
+
     def original_order(self, labels):
         """Per-point values (n,) in the order the points were given."""
         if self.cells is None:
@@ -397,8 +402,8 @@ def random_swaps(point_set, run, rng, *, n_swaps, swap_iter, tol_abs):
             # Each point's weight times its squared distance to its centre (k-means++'s
             # D^2 weighting): colours far from every centre, such as a small saturated
             # patch the palette has no entry for, are where a moved centre helps most.
-            gaps = points.astype(np.float64) - run.centres[run.labels]
-            cumulative = np.cumsum(weights * np.einsum("ij,ij->i", gaps, gaps))
+            gaps = point_set.float_columns() - run.centres.T.astype(np.float32)[:, run.labels]
+            cumulative = np.cumsum(weights * np.einsum("ij,ij->j", gaps, gaps))
             if not cumulative[-1] > 0:
                 cumulative = np.cumsum(weights)
             # The centre to move: drawn with probability inversely proportional to what
