@@ -325,16 +325,18 @@ CELL_SLACK = 0.25
 TOP_CELL_BITS = 2
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def cell_sort(points, weights, cell_bits):
-    """Points (n, 3) uint8 and weights (n,) sorted by grid cell (a counting sort).
+    """Points (n, 3) uint8 and weights (n,) sorted by grid cell (a stable counting sort).
 
     The RGB cube is cut into 2^cell_bits cells per axis, ordered by the interleaved bits
     of their coordinates (Morton order), so that the cells of every coarser grid are
     contiguous too.  Returns sorted points (n, 3) uint8, sorted weights, their
     point_columns layout (3, n_padded) float32, the cell starts (n_cells + 1,) int64,
     the original index of each sorted point (n,) int64 and sum of weight * |point|^2 as
-    float64 (exact for integer weights below 2^53).
+    float64 (exact for integer weights below 2^53).  Blocks of PIXEL_BLOCK points are
+    counted and scattered in parallel, each into its own slots, so the order is the
+    same for any number of threads.
     """
     n_points = points.shape[0]
     shift = 8 - cell_bits
@@ -346,34 +348,51 @@ def cell_sort(points, weights, cell_bits):
             key = (key << 3) | (((g >> t) & 1) << 2)
         spread[v] = key
     n_cells = 1 << (3 * cell_bits)
-    cell_of = np.empty(n_points, dtype=np.int32)
-    start = np.zeros(n_cells + 1, dtype=np.int64)
-    for i in range(n_points):
-        code = spread[points[i, 0]] | (spread[points[i, 1]] >> 1) | (spread[points[i, 2]] >> 2)
-        cell_of[i] = code
-        start[code + 1] += 1
+    n_blocks = max(1, (n_points + PIXEL_BLOCK - 1) // PIXEL_BLOCK)
+    cell_of = np.empty(n_points, dtype=np.int64)
+    block_counts = np.zeros((n_blocks, n_cells), dtype=np.int64)
+    for block in prange(n_blocks):
+        for i in range(block * PIXEL_BLOCK, min((block + 1) * PIXEL_BLOCK, n_points)):
+            code = spread[points[i, 0]] | (spread[points[i, 1]] >> 1) | (spread[points[i, 2]] >> 2)
+            cell_of[i] = code
+            block_counts[block, code] += 1
+    # Slots: cell by cell, and within a cell block by block (a stable order).
+    start = np.empty(n_cells + 1, dtype=np.int64)
+    offsets = np.empty((n_blocks, n_cells), dtype=np.int64)
+    position = 0
     for c in range(n_cells):
-        start[c + 1] += start[c]
-    cursor = start[:-1].copy()
+        start[c] = position
+        for block in range(n_blocks):
+            offsets[block, c] = position
+            position += block_counts[block, c]
+    start[n_cells] = position
     n_padded = max(1, (n_points + ASSIGN_TILE - 1) // ASSIGN_TILE) * ASSIGN_TILE
     sorted_points = np.empty((n_points, 3), dtype=np.uint8)
     sorted_weights = np.empty(n_points, dtype=weights.dtype)
     columns = np.zeros((3, n_padded), dtype=np.float32)
     order = np.empty(n_points, dtype=np.int64)
+    block_norm = np.zeros(n_blocks, dtype=np.float64)
+    for block in prange(n_blocks):
+        cursor = offsets[block].copy()
+        norm_sum = 0.0
+        for i in range(block * PIXEL_BLOCK, min((block + 1) * PIXEL_BLOCK, n_points)):
+            code = cell_of[i]
+            to = cursor[code]
+            cursor[code] = to + 1
+            order[to] = i
+            w = weights[i]
+            sorted_weights[to] = w
+            norm = 0
+            for j in range(3):
+                v = points[i, j]
+                sorted_points[to, j] = v
+                columns[j, to] = np.float32(v)
+                norm += np.int64(v) * np.int64(v)
+            norm_sum += np.float64(w) * np.float64(norm)
+        block_norm[block] = norm_sum
     norm_total = 0.0
-    for i in range(n_points):
-        to = cursor[cell_of[i]]
-        cursor[cell_of[i]] = to + 1
-        order[to] = i
-        w = weights[i]
-        sorted_weights[to] = w
-        norm = 0
-        for j in range(3):
-            v = points[i, j]
-            sorted_points[to, j] = v
-            columns[j, to] = np.float32(v)
-            norm += np.int64(v) * np.int64(v)
-        norm_total += np.float64(w) * np.float64(norm)
+    for block in range(n_blocks):
+        norm_total += block_norm[block]
     return sorted_points, sorted_weights, columns, start, order, norm_total
 
 
