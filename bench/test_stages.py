@@ -1,8 +1,10 @@
 """One benchmark per pipeline stage, and the whole quantize, at k = 5, 16, 64, 256.
 
-Stages: histogram of distinct colours, k-means++ on the sample, assignment of every
-pixel, one Lloyd step (assign + update) on the histogram, remap, whole quantize.  One
-photo: FASTKM_BENCH_IMAGE, else the 12 MP photo, else the bundled 3 MP one.
+Stages: histogram of distinct colours, k-means++ on the sample (plain and over grid
+cells, as quantize runs it), assignment of every pixel, one Lloyd step on the histogram
+(plain; and over grid cells once the labels have settled, the late iterations that make
+most of a fit), remap, whole quantize.  One photo: FASTKM_BENCH_IMAGE, else the 12 MP
+photo, else the bundled 3 MP one.
 
     pytest bench/test_stages.py --benchmark-autosave
 """
@@ -46,6 +48,32 @@ def test_init_kmeans_plusplus_on_sample(benchmark, pixels, n_colors):
     colours, counts = _kmeans.distinct_colours(sample)
     benchmark(_kmeans.seed_centres, colours, counts, n_colors, np.random.default_rng(1))
     benchmark.extra_info.update(n_points=len(colours))
+
+
+@pytest.mark.parametrize("n_colors", N_COLORS)
+def test_init_cell_kmeans_plusplus_on_sample(benchmark, pixels, n_colors):
+    benchmark.group = f"stage: init k={n_colors}"
+    rng = np.random.default_rng(0)
+    sample = pixels[rng.integers(0, len(pixels), size=fastkm.api.DEFAULT_SAMPLE_SIZE)]
+    point_set = _kmeans.PointSet(*_kmeans.distinct_colours(sample), n_colors)
+    benchmark(point_set.seed_centres, n_colors, np.random.default_rng(1))
+    benchmark.extra_info.update(n_points=len(point_set.points))
+
+
+@pytest.mark.parametrize("n_colors", N_COLORS)
+def test_settled_cell_lloyd_step_on_histogram(benchmark, histogram, n_colors):
+    """One Lloyd assignment over the full histogram by grid cells, labels already settled."""
+    benchmark.group = f"stage: lloyd step k={n_colors}"
+    colours, counts = histogram
+    cells = _kmeans.sort_into_cells(colours, counts, _kmeans.cell_bits_for(len(colours), n_colors))
+    centres = _centres(histogram, n_colors)
+    labels = np.full(len(colours), -1, np.int32)
+    sums = np.empty((n_colors, 3), np.int64)
+    totals = np.empty(n_colors, np.int64)
+    step_args = (cells.columns, cells.points, cells.weights, cells.corners, cells.start, cells.task_cells, cells.bits)
+    _kernels.cell_lloyd_step(*step_args, centres, labels, sums, totals)
+    benchmark(_kernels.cell_lloyd_step, *step_args, centres, labels, sums, totals)
+    benchmark.extra_info.update(n_points=len(colours), n_cells=len(cells.corners))
 
 
 @pytest.mark.parametrize("n_colors", N_COLORS)
