@@ -251,7 +251,7 @@ def quantize(
     sample_size pixels sampled to seed and pre-fit the palette before the exact
                 refinement on all pixels (None: no sampling stage)
     n_init      k-means++ starts tried on the sample (or on small images); the best
-                one is refined.  None: 4 up to 32 colours, 2 up to 128, 1 above
+                one is refined.  None: 4 up to 64 colours, 2 up to 128, 1 above
     max_iter    Lloyd iterations per stage; tol: centre-shift tolerance relative to the
                 pixels' variance
     returns     QuantizeResult (palette, labels, image, mse, psnr, delta_e)
