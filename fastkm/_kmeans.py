@@ -112,6 +112,8 @@ class LloydResult:
     min_dist: np.ndarray  # (n,) float32, squared distance to it
     inertia: float  # sum of weight * min_dist
     n_iter: int
+    sums: np.ndarray = None  # (k, d) cluster sums of the labels (runs over cells only)
+    counts: np.ndarray = None  # (k,) cluster weights of the labels (runs over cells only)
 
 
 def _relocate_empty(points, weights, labels, min_dist, sums, counts):
@@ -193,7 +195,7 @@ def lloyd(points, weights, centres, *, max_iter, tol_abs, columns=None, final_as
     return LloydResult(centres, labels, min_dist, inertia, n_iter)
 
 
-def lloyd_in_cells(cells, centres, *, max_iter, tol_abs, final_assign=True):
+def lloyd_in_cells(cells, centres, *, max_iter, tol_abs, final_assign=True, start=None):
     """Lloyd iterations as ``lloyd``, on points sorted into cells (sort_into_cells).
 
     Each step searches per cell only the centres that can be nearest (the same labels as
@@ -201,15 +203,20 @@ def lloyd_in_cells(cells, centres, *, max_iter, tol_abs, final_assign=True):
     label update: late iterations, where few points move, cost little.  Labels are in
     the cells' point order; the result has no min_dist, and its inertia is exact for
     the returned centres and labels (with ``final_assign=False``, the labels the centres
-    were computed from as means).
+    were computed from as means).  ``start``, an earlier result on the same cells, gives
+    labels and sums to start from: the first step then moves only the points whose label
+    changes with the new centres (a swap moves one centre), not every point.
     """
     points, weights = cells.points, cells.weights
     n_points, n_channels = points.shape
     n_clusters = centres.shape[0]
     centres = centres.astype(np.float64, copy=True)
-    labels = np.full(n_points, -1, dtype=np.int32)
-    sums = np.zeros((n_clusters, n_channels), dtype=weights.dtype)
-    counts = np.zeros(n_clusters, dtype=weights.dtype)
+    if start is not None:
+        labels, sums, counts = start.labels.copy(), start.sums.copy(), start.counts.copy()
+    else:
+        labels = np.full(n_points, -1, dtype=np.int32)
+        sums = np.zeros((n_clusters, n_channels), dtype=weights.dtype)
+        counts = np.zeros(n_clusters, dtype=weights.dtype)
     sum_changes = np.empty_like(sums)
     count_changes = np.empty_like(counts)
 
@@ -244,7 +251,7 @@ def lloyd_in_cells(cells, centres, *, max_iter, tol_abs, final_assign=True):
         - 2.0 * float((centres * sums).sum())
         + float(counts.astype(np.float64) @ (centres**2).sum(axis=1))
     )
-    return LloydResult(centres, labels, None, max(inertia, 0.0), n_iter)
+    return LloydResult(centres, labels, None, max(inertia, 0.0), n_iter, sums, counts)
 
 
 class PointSet:
@@ -290,10 +297,13 @@ class PointSet:
         unsorted[self.cells.order] = labels
         return unsorted
 
-    def lloyd(self, centres, *, max_iter, tol_abs, final_assign=True):
-        """A Lloyd run from centres (k, d) float64, as ``lloyd`` (labels in self.points' order)."""
+    def lloyd(self, centres, *, max_iter, tol_abs, final_assign=True, start=None):
+        """A Lloyd run from centres (k, d) float64, as ``lloyd`` (labels in self.points' order);
+        ``start``, an earlier run on this set, is where the cell runs pick up their labels."""
         if self.cells is not None:
-            return lloyd_in_cells(self.cells, centres, max_iter=max_iter, tol_abs=tol_abs, final_assign=final_assign)
+            return lloyd_in_cells(
+                self.cells, centres, max_iter=max_iter, tol_abs=tol_abs, final_assign=final_assign, start=start
+            )
         return lloyd(
             self.points, self.weights, centres, max_iter=max_iter, tol_abs=tol_abs, columns=self.columns,
             final_assign=final_assign,
@@ -362,7 +372,7 @@ def best_of_inits(point_set, n_clusters, rng, *, n_init, max_iter, tol_abs):
         if best is None or run.inertia < best.inertia:
             best = run
     # Continue the best start; this also makes its labels and inertia match its centres.
-    more = point_set.lloyd(best.centres, max_iter=max(1, max_iter - probe_iter), tol_abs=tol_abs)
+    more = point_set.lloyd(best.centres, max_iter=max(1, max_iter - probe_iter), tol_abs=tol_abs, start=best)
     more.n_iter += best.n_iter
     return more
 
@@ -423,7 +433,7 @@ def random_swaps(point_set, run, rng, *, n_swaps, swap_iter, tol_abs):
         moved = min(int(np.searchsorted(move_cumulative, rng.random(), side="right")), centres.shape[0] - 1)
         drawn = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
         centres[moved] = points[min(drawn, points.shape[0] - 1)]
-        candidate = point_set.lloyd(centres, max_iter=swap_iter, tol_abs=tol_abs)
+        candidate = point_set.lloyd(centres, max_iter=swap_iter, tol_abs=tol_abs, start=run)
         if candidate.inertia < run.inertia:
             run = candidate
             cumulative = None
