@@ -1295,16 +1295,14 @@ def oklab_distance_sum(pixels, labels, srgb_to_linear, rgb_to_lms, lms_to_lab, p
     return total
 
 
-# The kernels a quantize() call on a photo runs (gather_rows, for large photos only, is
-# left out so that small images do not keep announcing a compile).
+# The kernels a quantize() call on an RGB photo runs (gather_rows, for large photos only,
+# is left out so that small images do not keep announcing a compile; a kernel listed here
+# that quantize does not run would announce one on every run).
 QUANTIZE_KERNELS = (
     assign_labels,
-    point_columns,
-    lloyd_step,
     cell_sort,
     cell_lloyd_step,
     weighted_moments,
-    kmeans_plusplus,
     cell_kmeans_plusplus,
     colour_histogram,
     fill_label_table,
