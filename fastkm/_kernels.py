@@ -876,22 +876,9 @@ def cell_kmeans_plusplus(columns, weights, cell_corners, cell_start, cell_bits, 
     for i in range(n_points):
         if weights[i] > weights[heaviest]:
             heaviest = i
+    closest[:] = np.inf  # so that folding the first centre in sets every distance
     for cell in prange(n_cells):
-        c0 = x0[chosen[0]]
-        c1 = x1[chosen[0]]
-        c2 = x2[chosen[0]]
-        total = 0.0
-        farthest = np.float32(0.0)
-        for i in range(cell_start[cell], cell_start[cell + 1]):
-            t0 = x0[i] - c0
-            t1 = x1[i] - c1
-            t2 = x2[i] - c2
-            d = t0 * t0 + t1 * t1 + t2 * t2
-            closest[i] = d
-            farthest = max(farthest, d)
-            total += weights_f[i] * np.float64(d)
-        cell_potential[cell] = total
-        cell_farthest[cell] = farthest
+        _fold_into_cell(x0, x1, x2, weights_f, closest, cell_start, cell, chosen[0], cell_potential, cell_farthest)
 
     candidates = np.empty(n_trials, dtype=np.int64)
     trial_total = np.empty(n_trials, dtype=np.float64)
@@ -928,25 +915,31 @@ def cell_kmeans_plusplus(columns, weights, cell_corners, cell_start, cell_bits, 
         winner = candidates[best_trial]
         chosen[c] = winner
         # Fold the winner into the cells it brings closer.
-        c0 = x0[winner]
-        c1 = x1[winner]
-        c2 = x2[winner]
         for cell in range(n_cells):
-            if _box_gap(cell_corners[cell], side, c0, c1, c2) >= cell_farthest[cell]:
-                continue
-            total = 0.0
-            farthest = np.float32(0.0)
-            for i in range(cell_start[cell], cell_start[cell + 1]):
-                t0 = x0[i] - c0
-                t1 = x1[i] - c1
-                t2 = x2[i] - c2
-                d = min(closest[i], t0 * t0 + t1 * t1 + t2 * t2)
-                closest[i] = d
-                farthest = max(farthest, d)
-                total += weights_f[i] * np.float64(d)
-            cell_potential[cell] = total
-            cell_farthest[cell] = farthest
+            if _box_gap(cell_corners[cell], side, x0[winner], x1[winner], x2[winner]) < cell_farthest[cell]:
+                _fold_into_cell(x0, x1, x2, weights_f, closest, cell_start, cell, winner, cell_potential, cell_farthest)
     return chosen
+
+
+@njit(cache=True)
+def _fold_into_cell(x0, x1, x2, weights_f, closest, cell_start, cell, centre, cell_potential, cell_farthest):
+    """Bring point ``centre`` into the closest distances of one cell's points, and set the
+    cell's potential (sum of weight * closest) and its largest closest distance."""
+    c0 = x0[centre]
+    c1 = x1[centre]
+    c2 = x2[centre]
+    total = 0.0
+    farthest = np.float32(0.0)
+    for i in range(cell_start[cell], cell_start[cell + 1]):
+        t0 = x0[i] - c0
+        t1 = x1[i] - c1
+        t2 = x2[i] - c2
+        d = min(closest[i], t0 * t0 + t1 * t1 + t2 * t2)
+        closest[i] = d
+        farthest = max(farthest, d)
+        total += weights_f[i] * np.float64(d)
+    cell_potential[cell] = total
+    cell_farthest[cell] = farthest
 
 
 @njit(cache=True)
