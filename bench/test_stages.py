@@ -76,6 +76,40 @@ def test_settled_cell_lloyd_step_on_histogram(benchmark, histogram, n_colors):
     benchmark.extra_info.update(n_points=len(colours), n_cells=len(cells.corners))
 
 
+@pytest.fixture(scope="module")
+def full_stage_start(pixels, histogram):
+    """By n_colors: the full-histogram PointSet, the tolerance and the centres quantize's
+    seed stage (starts and swaps on the sample) hands to the full stage, seed 0."""
+    starts = {}
+
+    def start(n_colors):
+        if n_colors not in starts:
+            rng = np.random.default_rng(0)
+            stages = _kmeans.pixel_stages(pixels, *histogram, n_colors, rng, fastkm.api.DEFAULT_SAMPLE_SIZE)
+            tol_abs = _kmeans.tolerance(*histogram, 1e-4)
+            seed_set = _kmeans.PointSet(*stages.seed, n_colors)
+            run = _kmeans.best_of_inits(
+                seed_set, n_colors, rng, n_init=_kmeans.default_n_init(n_colors), max_iter=100, tol_abs=tol_abs
+            )
+            n_swaps, swap_iter = _kmeans.swap_plan(n_colors)
+            run = _kmeans.random_swaps(seed_set, run, rng, n_swaps=n_swaps, swap_iter=swap_iter, tol_abs=tol_abs)
+            starts[n_colors] = (_kmeans.PointSet(*histogram, n_colors), tol_abs, run.centres)
+        return starts[n_colors]
+
+    return start
+
+
+@pytest.mark.parametrize("overrelax", [False, True], ids=["plain", "overrelaxed"])
+@pytest.mark.parametrize("n_colors", N_COLORS)
+def test_full_histogram_lloyd(benchmark, full_stage_start, n_colors, overrelax):
+    """Lloyd to convergence on the full histogram from the seed stage's centres, as
+    quantize's last stage runs it (over-relaxed) and plainly."""
+    benchmark.group = f"stage: full lloyd k={n_colors}"
+    point_set, tol_abs, centres = full_stage_start(n_colors)
+    run = benchmark(point_set.lloyd, centres, max_iter=100, tol_abs=tol_abs, final_assign=False, overrelax=overrelax)
+    benchmark.extra_info.update(n_iter=run.n_iter, inertia=run.inertia)
+
+
 @pytest.mark.parametrize("n_colors", N_COLORS)
 def test_assign_all_pixels(benchmark, pixels, histogram, n_colors):
     benchmark.group = f"stage: assign k={n_colors}"

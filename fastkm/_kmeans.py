@@ -195,7 +195,19 @@ def lloyd(points, weights, centres, *, max_iter, tol_abs, columns=None, final_as
     return LloydResult(centres, labels, min_dist, inertia, n_iter)
 
 
-def lloyd_in_cells(cells, centres, *, max_iter, tol_abs, final_assign=True, start=None):
+# Over-relaxed Lloyd (Salakhutdinov & Roweis' adaptive over-relaxed bound optimization,
+# applied to k-means): each step goes ``eta`` times as far as the plain step, from the
+# centres towards their clusters' means, with eta growing by OVERRELAX_GROWTH while the
+# steps lower the inertia and falling back to a plain step when one does not.  Plain
+# Lloyd creeps when many clusters share borders, as a large palette's do: on the 12 MP
+# bus photo at k=256 the full-histogram run took 49 plain steps and still stopped above
+# where the over-relaxed one ends (MSE 1.0079 against 1.0044 times exact k-means) after
+# 26 steps, 4 of them rejected.
+OVERRELAX_GROWTH = 1.5
+OVERRELAX_MAX = 8.0
+
+
+def lloyd_in_cells(cells, centres, *, max_iter, tol_abs, final_assign=True, start=None, overrelax=False):
     """Lloyd iterations as ``lloyd``, on points sorted into cells (sort_into_cells).
 
     Each step searches per cell only the centres that can be nearest (the same labels as
@@ -206,6 +218,10 @@ def lloyd_in_cells(cells, centres, *, max_iter, tol_abs, final_assign=True, star
     were computed from as means).  ``start``, an earlier result on the same cells, gives
     labels and sums to start from: the first step then moves only the points whose label
     changes with the new centres (a swap moves one centre), not every point.
+
+    ``overrelax``: extrapolated steps (see OVERRELAX_GROWTH), each kept only if the
+    inertia after it is below that of the plain step's centres and labels, so the
+    inertia still falls at every kept step.  Every assignment counts towards max_iter.
     """
     points, weights = cells.points, cells.weights
     n_points, n_channels = points.shape
@@ -229,29 +245,50 @@ def lloyd_in_cells(cells, centres, *, max_iter, tol_abs, final_assign=True, star
         counts[...] += count_changes
         return n_changed
 
-    n_iter = 0
-    labels_stable = False
-    for n_iter in range(1, max_iter + 1):
-        if step(centres) == 0:
-            labels_stable = True
-            break
+    def inertia(centres):
+        # sum_i w_i |x_i - c_(l_i)|^2 = sum w|x|^2 - 2 sum_j c_j.S_j + sum_j W_j |c_j|^2
+        return (
+            cells.norm_total
+            - 2.0 * float((centres * sums).sum())
+            + float(counts.astype(np.float64) @ (centres**2).sum(axis=1))
+        )
+
+    eta = 1.0
+    n_iter = 1
+    labels_stable = step(centres) == 0
+    while not labels_stable:
         if np.any(counts == 0):
             # Rare: an empty cluster takes a worst-fitted point (labels follow the sums).
             min_dist = ((points.astype(np.float64) - centres[labels]) ** 2).sum(axis=1)
             for point, cluster in _relocate_empty(points, weights, labels, min_dist, sums, counts):
                 labels[point] = cluster
-        centres, shift = _cluster_means(centres, sums, counts)
-        if shift <= tol_abs:
+        means, shift = _cluster_means(centres, sums, counts)
+        if shift <= tol_abs or n_iter >= max_iter:
+            centres = means
             break
+        if not overrelax:
+            centres = means
+            labels_stable = step(centres) == 0
+            n_iter += 1
+            continue
+        means_inertia = inertia(means)
+        centres = centres + eta * (means - centres)
+        labels_stable = step(centres) == 0
+        n_iter += 1
+        if inertia(centres) <= means_inertia:
+            eta = min(eta * OVERRELAX_GROWTH, OVERRELAX_MAX)
+        elif n_iter < max_iter:
+            # Overshot: take the plain step instead, and grow eta again from 1.
+            eta = 1.0
+            centres = means
+            labels_stable = step(centres) == 0
+            n_iter += 1
+        else:
+            # Out of steps after an overshoot: end at these labels' means (the loop's top).
+            labels_stable = False
     if not labels_stable and final_assign:
         step(centres)
-    # sum_i w_i |x_i - c_(l_i)|^2 = sum w|x|^2 - 2 sum_j c_j.S_j + sum_j W_j |c_j|^2
-    inertia = (
-        cells.norm_total
-        - 2.0 * float((centres * sums).sum())
-        + float(counts.astype(np.float64) @ (centres**2).sum(axis=1))
-    )
-    return LloydResult(centres, labels, None, max(inertia, 0.0), n_iter, sums, counts)
+    return LloydResult(centres, labels, None, max(inertia(centres), 0.0), n_iter, sums, counts)
 
 
 class PointSet:
@@ -297,12 +334,14 @@ class PointSet:
         unsorted[self.cells.order] = labels
         return unsorted
 
-    def lloyd(self, centres, *, max_iter, tol_abs, final_assign=True, start=None):
+    def lloyd(self, centres, *, max_iter, tol_abs, final_assign=True, start=None, overrelax=False):
         """A Lloyd run from centres (k, d) float64, as ``lloyd`` (labels in self.points' order);
-        ``start``, an earlier run on this set, is where the cell runs pick up their labels."""
+        ``start``, an earlier run on this set, is where the cell runs pick up their labels;
+        ``overrelax`` extrapolates the cell runs' steps (lloyd_in_cells)."""
         if self.cells is not None:
             return lloyd_in_cells(
-                self.cells, centres, max_iter=max_iter, tol_abs=tol_abs, final_assign=final_assign, start=start
+                self.cells, centres, max_iter=max_iter, tol_abs=tol_abs, final_assign=final_assign, start=start,
+                overrelax=overrelax,
             )
         return lloyd(
             self.points, self.weights, centres, max_iter=max_iter, tol_abs=tol_abs, columns=self.columns,
@@ -557,7 +596,7 @@ def fit_stages(stages, n_colors, rng, *, n_init, max_iter, tol_abs, n_swaps=None
         with threads_for(stage[0].shape[0]):
             # Only the centres go on: the caller assigns its rounded palette afterwards.
             fitted = PointSet(stage[0], stage[1], n_colors).lloyd(
-                fitted.centres, max_iter=max_iter, tol_abs=tol_abs, final_assign=False
+                fitted.centres, max_iter=max_iter, tol_abs=tol_abs, final_assign=False, overrelax=True
             )
         n_iter += fitted.n_iter
     return fitted.centres, n_iter

@@ -400,6 +400,27 @@ def test_lloyd_in_cells_follows_plain_lloyd(n_clusters):
     assert in_cells.inertia == pytest.approx(plain.inertia, rel=1e-6)
 
 
+@pytest.mark.parametrize("n_clusters", [5, 32])
+def test_overrelaxed_lloyd_ends_at_a_lloyd_fixed_point(n_clusters):
+    rng = np.random.default_rng(50 + n_clusters)
+    colours, counts = _kernels.colour_histogram(random_points(rng, 100000, 3, n_values=48) * np.uint8(5))
+    start = colours[rng.choice(len(colours), n_clusters, replace=False)].astype(np.float64)
+    point_set = _kmeans.PointSet(colours, counts, n_clusters)
+    run = point_set.lloyd(start, max_iter=500, tol_abs=0.0, final_assign=False, overrelax=True)
+    assert run.n_iter < 500
+    points = point_set.points
+    # Every point labelled with a nearest centre (up to float32 rounding of distances) ...
+    dist = ((points.astype(np.float64)[:, None, :] - run.centres[None, :, :]) ** 2).sum(axis=2)
+    assert np.all(dist[np.arange(len(points)), run.labels] <= dist.min(axis=1) + 1e-3)
+    # ... every centre the mean of its points, and sums and inertia those of the labels.
+    sums, weights = reference.cluster_sums(points, point_set.weights, run.labels, n_clusters)
+    np.testing.assert_array_equal(run.sums, sums)
+    np.testing.assert_array_equal(run.counts, weights)
+    np.testing.assert_allclose(run.centres, sums / weights[:, None], rtol=1e-9)
+    inertia = float(point_set.weights @ dist[np.arange(len(points)), run.labels])
+    assert run.inertia == pytest.approx(inertia, rel=1e-9)
+
+
 @pytest.mark.parametrize("weights_dtype", [np.int64, np.float64])
 def test_weighted_moments_match_numpy(weights_dtype):
     rng = np.random.default_rng(11)
