@@ -91,8 +91,10 @@ def full_stage_start(pixels, histogram):
             run = _kmeans.best_of_inits(
                 seed_set, n_colors, rng, n_init=_kmeans.default_n_init(n_colors), max_iter=100, tol_abs=tol_abs
             )
-            n_swaps, swap_iter = _kmeans.swap_plan(n_colors)
-            run = _kmeans.random_swaps(seed_set, run, rng, n_swaps=n_swaps, swap_iter=swap_iter, tol_abs=tol_abs)
+            n_swaps, n_splits, swap_iter = _kmeans.swap_plan(n_colors)
+            run = _kmeans.random_swaps(
+                seed_set, run, rng, n_swaps=n_swaps, swap_iter=swap_iter, tol_abs=tol_abs, n_splits=n_splits
+            )
             starts[n_colors] = (_kmeans.PointSet(*histogram, n_colors), tol_abs, run.centres)
         return starts[n_colors]
 

@@ -416,66 +416,162 @@ def best_of_inits(point_set, n_clusters, rng, *, n_init, max_iter, tol_abs):
     return more
 
 
-# Random swaps (Franti & Kivijarvi's random-swap clustering): move one centre to a
-# random colour, run a few Lloyd iterations, keep the move if the inertia drops.  Lloyd
-# alone stops in the first local minimum: on the 12 MP bus photo at k=16, the best of 4
-# k-means++ starts ends 0-5 % above scikit-learn's run depending on the seed.  Swaps on
-# a smaller sample than the 262k-pixel one were cheaper but transferred worse to the
-# full image.
+# Random swaps (Franti & Kivijarvi's random-swap clustering): move one centre, run a few
+# Lloyd iterations, keep the move if the inertia drops.  Lloyd alone stops in the first
+# local minimum: on the 12 MP bus photo at k=16, the best of 4 k-means++ starts ends
+# 0-5 % above scikit-learn's run depending on the seed.  Swaps on a smaller sample than
+# the 262k-pixel one were cheaper but transferred worse to the full image.
 def swap_plan(n_colors):
-    """(number of swaps, Lloyd iterations per swap) for a palette of n_colors.
+    """(number of swaps, of which split proposals, Lloyd iterations per swap) for a
+    palette of n_colors.
 
-    Measured as the worst ratio to exact k-means' MSE over 3 photos x 5 seeds:
+    Measured as the worst ratio to exact k-means' MSE over 12 seeds on each of the 12 MP
+    bus photo, bus-3mp and kodim03 (in that order):
     - k <= 32: a swap needs 4 iterations to show its worth when a centre moves onto a
-      small saturated patch (kodim03, k=16, seed 0: 1.0186 with 2, 1.0003 with 4), and
-      15 swaps did as well as 30;
-    - k = 64: 15 swaps of 2 iterations left 1.023, 30 left 1.014;
-    - k = 256: 15 swaps did as well as 30 (1.008 and 1.009); none left 1.016.
+      small saturated patch (kodim03, k=16, seed 0: 1.0186 with 2, 1.0003 with 4).  15
+      random swaps left 1.043 / 1.026 / 1.019; 4 splits first then 11 random swaps
+      1.0077 / 1.0069 / 1.0015; 4 + 4 1.023 / 1.024 / 1.0015;
+    - k = 64: 30 random swaps of 2 iterations left 1.013 / 1.008 / 1.014; 8 splits and
+      nothing else 1.0064 / 1.0042 / 1.018, at under a third of the swaps;
+    - k = 256: 15 random swaps left 1.0073 / 1.0072 / 1.0079; 4 splits alone 1.0040 /
+      1.0030 / 1.0031, 8 splits alone 1.0040 / 1.0027 / 1.0012.
     """
     if n_colors <= 32:
-        return 15, 4
-    if n_colors <= 128:
-        return 30, 2
-    return 15, 2
+        return 15, 4, 4
+    return 8, 8, 2
 
 
 SWAP_SAMPLE = 1 << 18
 
+# Candidates of a split proposal: centres among this many cheapest to merge away, and
+# clusters among this many with the largest squared error.
+SPLIT_CHOICES = 3
+# Lloyd iterations of the 2-means that splits a cluster.
+SPLIT_ITER = 6
 
-def random_swaps(point_set, run, rng, *, n_swaps, swap_iter, tol_abs):
-    """Improve a converged Lloyd run on a PointSet by accepted random swaps; returns the
-    best run."""
+
+def _split_in_two(points, weights):
+    """Centres (2, d) float64 of a 2-means split of weighted points (n, d) uint8: cut
+    across the principal axis at the mean, then Lloyd iterations; None if every point
+    ends on one side (a single colour).
+
+    Sums go through einsum, not BLAS, whose threads could change their rounding and so
+    which side a point falls on.
+    """
+    x = points.astype(np.float64)
+    total_weight = weights.sum()
+    total_sum = np.einsum("n,nj->j", weights, x)
+    centred = x - total_sum / total_weight
+    scatter = np.einsum("n,ni,nj->ij", weights, centred, centred)
+    first = np.einsum("nj,j->n", centred, np.linalg.eigh(scatter)[1][:, -1]) > 0
+    halves = None
+    for _ in range(SPLIT_ITER):
+        first_weight = weights[first].sum()
+        if not 0 < first_weight < total_weight:
+            break
+        first_sum = np.einsum("n,nj->j", weights[first], x[first])
+        halves = np.stack([first_sum / first_weight, (total_sum - first_sum) / (total_weight - first_weight)])
+        # Nearer the first half: x.(b - a) < (|b|^2 - |a|^2) / 2.
+        threshold = 0.5 * ((halves[1] ** 2).sum() - (halves[0] ** 2).sum())
+        first = np.einsum("nj,j->n", x, halves[1] - halves[0]) < threshold
+    return halves
+
+
+@dataclass
+class _SwapOdds:
+    """What a run's swap proposals are drawn from (see random_swaps)."""
+
+    cumulative: np.ndarray  # (n,) running sum of weight x squared distance to the centre
+    move_cumulative: np.ndarray  # (k,) running probability of each centre to move
+    cheapest_merges: np.ndarray  # SPLIT_CHOICES centres cheapest to merge, cheapest first
+    worst_clusters: np.ndarray  # SPLIT_CHOICES clusters of largest squared error, largest first
+
+
+def _squared_distances_between(centres):
+    """(k, k) squared distances between the rows of centres (k, d), a channel at a time
+    (10x faster at k=256 than one (k, k, d) difference, and the same numbers)."""
+    between = np.zeros((centres.shape[0], centres.shape[0]))
+    for column in centres.T:
+        gap = column[:, None] - column[None, :]
+        between += gap * gap
+    return between
+
+
+def _swap_odds(point_set, run, weights):
+    n_clusters = run.centres.shape[0]
+    # Each point's weight times its squared distance to its centre (k-means++'s D^2
+    # weighting): colours far from every centre, such as a small saturated patch the
+    # palette has no entry for, are where a moved centre helps most.
+    gaps = point_set.float_columns() - run.centres.T.astype(np.float32).take(run.labels, axis=1)
+    errors = weights * np.einsum("ij,ij->j", gaps, gaps)
+    cumulative = np.cumsum(errors)
+    if not cumulative[-1] > 0:
+        cumulative = np.cumsum(weights)
+    # The centre to move: drawn with probability inversely proportional to what merging
+    # its cluster into the nearest other one would cost (Ward's distance), so redundant
+    # centres move and needed ones mostly stay.
+    cluster_weights = np.bincount(run.labels, weights=weights, minlength=n_clusters)
+    between = _squared_distances_between(run.centres)
+    np.fill_diagonal(between, np.inf)
+    nearest = between.argmin(axis=1)
+    pair = cluster_weights + cluster_weights[nearest]
+    merge_cost = cluster_weights * cluster_weights[nearest] / np.maximum(pair, 1e-300) * between.min(axis=1)
+    keep = 1.0 / np.maximum(merge_cost, 1e-12)
+    cluster_errors = np.bincount(run.labels, weights=errors, minlength=n_clusters)
+    return _SwapOdds(
+        cumulative,
+        np.cumsum(keep / keep.sum()),
+        np.argsort(merge_cost, kind="stable")[:SPLIT_CHOICES],
+        np.argsort(-cluster_errors, kind="stable")[:SPLIT_CHOICES],
+    )
+
+
+def random_swaps(point_set, run, rng, *, n_swaps, swap_iter, tol_abs, n_splits=0):
+    """Improve a converged Lloyd run on a PointSet by accepted swaps; returns the best run.
+
+    The first ``n_splits`` proposals are merge-and-split moves: a centre among the
+    cheapest to merge away goes to split a cluster among those of largest squared error
+    in two (its 2-means), each pair tried once while the run stands.  A palette that
+    spends two entries on a small region and one on a large varied one (kodim03 at k=16:
+    two yellows, one dark brown over 78k pixels) is where random draws rarely find the
+    fix.  The other proposals move a centre drawn by inverse merge cost to a point drawn
+    by D^2.
+    """
     points = point_set.points
     weights = point_set.weights.astype(np.float64)
-    cumulative = None
+    odds = None
+    tried = set()
     for _ in range(n_swaps):
-        if cumulative is None:
-            # Each point's weight times its squared distance to its centre (k-means++'s
-            # D^2 weighting): colours far from every centre, such as a small saturated
-            # patch the palette has no entry for, are where a moved centre helps most.
-            gaps = point_set.float_columns() - run.centres.T.astype(np.float32)[:, run.labels]
-            cumulative = np.cumsum(weights * np.einsum("ij,ij->j", gaps, gaps))
-            if not cumulative[-1] > 0:
-                cumulative = np.cumsum(weights)
-            # The centre to move: drawn with probability inversely proportional to what
-            # merging its cluster into the nearest other one would cost (Ward's
-            # distance), so redundant centres move and needed ones mostly stay.
-            cluster_weights = np.bincount(run.labels, weights=weights, minlength=run.centres.shape[0])
-            between = ((run.centres[:, None, :] - run.centres[None, :, :]) ** 2).sum(axis=2)
-            np.fill_diagonal(between, np.inf)
-            nearest = between.argmin(axis=1)
-            pair = cluster_weights + cluster_weights[nearest]
-            merge_cost = cluster_weights * cluster_weights[nearest] / np.maximum(pair, 1e-300) * between.min(axis=1)
-            keep = 1.0 / np.maximum(merge_cost, 1e-12)
-            move_cumulative = np.cumsum(keep / keep.sum())
+        if odds is None:
+            odds = _swap_odds(point_set, run, weights)
+            tried.clear()
         centres = run.centres.copy()
-        moved = min(int(np.searchsorted(move_cumulative, rng.random(), side="right")), centres.shape[0] - 1)
-        drawn = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
-        centres[moved] = points[min(drawn, points.shape[0] - 1)]
+        proposal = None
+        if n_splits > 0:
+            untried = [
+                (int(moved), int(split))
+                for moved in odds.cheapest_merges
+                for split in odds.worst_clusters
+                if moved != split and (int(moved), int(split)) not in tried
+            ]
+            proposal = untried[0] if untried else None
+        if proposal is not None:
+            n_splits -= 1
+            tried.add(proposal)
+            moved, split = proposal
+            members = run.labels == split
+            halves = _split_in_two(points[members], weights[members])
+            if halves is None:
+                continue
+            centres[moved], centres[split] = halves
+        else:
+            moved = min(int(np.searchsorted(odds.move_cumulative, rng.random(), side="right")), centres.shape[0] - 1)
+            drawn = int(np.searchsorted(odds.cumulative, rng.random() * odds.cumulative[-1], side="right"))
+            centres[moved] = points[min(drawn, points.shape[0] - 1)]
         candidate = point_set.lloyd(centres, max_iter=swap_iter, tol_abs=tol_abs, start=run)
         if candidate.inertia < run.inertia:
             run = candidate
-            cumulative = None
+            odds = None
     return run
 
 
@@ -584,9 +680,11 @@ def fit_stages(stages, n_colors, rng, *, n_init, max_iter, tol_abs, n_swaps=None
     with threads_for(seed_points.shape[0]):
         seed_set = PointSet(seed_points, seed_weights, n_colors)
         fitted = best_of_inits(seed_set, n_colors, rng, n_init=n_init, max_iter=max_iter, tol_abs=tol_abs)
-        planned_swaps, swap_iter = swap_plan(n_colors)
+        planned_swaps, n_splits, swap_iter = swap_plan(n_colors)
         n_swaps = planned_swaps if n_swaps is None else n_swaps
-        fitted = random_swaps(seed_set, fitted, rng, n_swaps=n_swaps, swap_iter=swap_iter, tol_abs=tol_abs)
+        fitted = random_swaps(
+            seed_set, fitted, rng, n_swaps=n_swaps, swap_iter=swap_iter, tol_abs=tol_abs, n_splits=n_splits
+        )
     n_iter = fitted.n_iter
     previous = stages.seed
     for stage in (stages.sample, stages.full):

@@ -421,6 +421,45 @@ def test_overrelaxed_lloyd_ends_at_a_lloyd_fixed_point(n_clusters):
     assert run.inertia == pytest.approx(inertia, rel=1e-9)
 
 
+def _blob(rng, centre, n_points, spread):
+    return np.clip(np.asarray(centre) + rng.integers(-spread, spread + 1, size=(n_points, 3)), 0, 255).astype(np.uint8)
+
+
+def test_split_in_two_separates_two_blobs():
+    rng = np.random.default_rng(3)
+    points = np.concatenate([_blob(rng, (20, 30, 40), 500, 6), _blob(rng, (200, 180, 160), 300, 6)])
+    weights = rng.integers(1, 50, size=len(points)).astype(np.float64)
+    halves = _kmeans._split_in_two(points, weights)
+    first = slice(0, 500)
+    second = slice(500, None)
+    expected = [weights[part] @ points[part] / weights[part].sum() for part in (first, second)]
+    order = np.argsort(halves[:, 0])
+    np.testing.assert_allclose(halves[order], expected, rtol=1e-12)
+    assert _kmeans._split_in_two(np.full((4, 3), 7, np.uint8), np.ones(4)) is None
+
+
+def test_split_proposal_moves_a_redundant_centre_into_the_widest_cluster():
+    # Two centres on two small nearby blobs, one on a large cluster of two blobs: the
+    # fix is to merge the small pair and split the large cluster, which the first
+    # (deterministic) proposal does, drawing no random numbers.
+    rng = np.random.default_rng(4)
+    points = np.concatenate([
+        _blob(rng, (10, 10, 10), 3000, 8), _blob(rng, (90, 90, 90), 3000, 8),
+        _blob(rng, (200, 200, 200), 200, 3), _blob(rng, (215, 215, 215), 200, 3),
+    ])
+    colours, counts = _kernels.colour_histogram(points)
+    point_set = _kmeans.PointSet(colours, counts, 3)
+    start = np.array([[50, 50, 50], [200, 200, 200], [215, 215, 215]], dtype=np.float64)
+    run = point_set.lloyd(start, max_iter=50, tol_abs=0.0)
+    swap_rng = np.random.default_rng(0)
+    state = swap_rng.bit_generator.state
+    swapped = _kmeans.random_swaps(point_set, run, swap_rng, n_swaps=1, swap_iter=3, tol_abs=0.0, n_splits=1)
+    assert swap_rng.bit_generator.state == state
+    assert swapped.inertia < 0.3 * run.inertia
+    found = swapped.centres[np.argsort(swapped.centres[:, 0])]
+    np.testing.assert_allclose(found, [[10, 10, 10], [90, 90, 90], [207.5, 207.5, 207.5]], atol=1.5)
+
+
 @pytest.mark.parametrize("weights_dtype", [np.int64, np.float64])
 def test_weighted_moments_match_numpy(weights_dtype):
     rng = np.random.default_rng(11)
