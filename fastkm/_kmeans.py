@@ -202,7 +202,8 @@ def lloyd(points, weights, centres, *, max_iter, tol_abs, columns=None, final_as
 # Lloyd creeps when many clusters share borders, as a large palette's do: on the 12 MP
 # bus photo at k=256 the full-histogram run took 49 plain steps and still stopped above
 # where the over-relaxed one ends (MSE 1.0079 against 1.0044 times exact k-means) after
-# 26 steps, 4 of them rejected.
+# 26 steps, 4 of them rejected.  Runs to convergence are over-relaxed; a random swap's
+# few steps and the short probes of k-means++ starts are not.
 OVERRELAX_GROWTH = 1.5
 OVERRELAX_MAX = 8.0
 
@@ -397,12 +398,17 @@ def threads_for(n_points):
 def best_of_inits(point_set, n_clusters, rng, *, n_init, max_iter, tol_abs):
     """The best of ``n_init`` k-means++ starts on a PointSet, run to convergence by Lloyd.
 
-    Every start runs PROBE_ITER iterations (fewer if it converges); the one with the
-    lowest inertia then continues to convergence or ``max_iter`` iterations in all.
+    Every start runs PROBE_ITER plain iterations (fewer if it converges); the one with
+    the lowest inertia then continues, over-relaxed, to convergence or ``max_iter``
+    iterations in all.  Over-relaxing these runs too (not only the later stages), the
+    worst ratio to exact k-means over 12 seeds (12 MP / bus-3mp / kodim03) stayed at
+    k=16 1.0077 / 1.0068 / 1.0003, went at k=64 from 1.0064 / 1.0042 / 1.018 to
+    1.0063 / 1.0043 / 1.0075, and at k=256 from 1.0040 / 1.0027 / 1.0012 to 1.0041 /
+    1.0044 / 1.0000 (12 MP mean 1.0018 -> 1.0009).
     """
     if n_init == 1:
         centres = point_set.seed_centres(n_clusters, rng)
-        return point_set.lloyd(centres, max_iter=max_iter, tol_abs=tol_abs)
+        return point_set.lloyd(centres, max_iter=max_iter, tol_abs=tol_abs, overrelax=True)
     probe_iter = min(PROBE_ITER, max_iter)
     best = None
     for _ in range(n_init):
@@ -411,7 +417,9 @@ def best_of_inits(point_set, n_clusters, rng, *, n_init, max_iter, tol_abs):
         if best is None or run.inertia < best.inertia:
             best = run
     # Continue the best start; this also makes its labels and inertia match its centres.
-    more = point_set.lloyd(best.centres, max_iter=max(1, max_iter - probe_iter), tol_abs=tol_abs, start=best)
+    more = point_set.lloyd(
+        best.centres, max_iter=max(1, max_iter - probe_iter), tol_abs=tol_abs, start=best, overrelax=True
+    )
     more.n_iter += best.n_iter
     return more
 
