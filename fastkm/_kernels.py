@@ -1289,10 +1289,10 @@ def oklab_distance_sum(pixels, labels, srgb_to_linear, rgb_to_lms, lms_to_lab, p
 
 
 # The kernels a quantize() call on an RGB photo runs (gather_rows, for large photos only,
-# is left out so that small images do not keep announcing a compile; a kernel listed here
-# that quantize does not run would announce one on every run).
+# is left out so that small images do not keep announcing a compile, and so is
+# assign_labels, which maps only images with no more colours than the palette; a kernel
+# listed here that quantize does not run would announce a compile on every run).
 QUANTIZE_KERNELS = (
-    assign_labels,
     cell_sort,
     cell_lloyd_step,
     weighted_moments,

@@ -327,6 +327,22 @@ class PointSet:
         columns = self.cells.columns if self.cells is not None else self.columns
         return columns[:, : self.points.shape[0]]
 
+    def nearest(self, centres):
+        """Index (n,) int32 of the nearest of centres (k, d) float32 for each point, in the
+        order the points were given: exactly nearest_entries' labels, by a cell search
+        (at k=256, 389k colours: about 2 ms against 7)."""
+        if self.cells is None:
+            return nearest_entries(self.points, centres)
+        cells = self.cells
+        labels = np.full(self.points.shape[0], -1, dtype=np.int32)
+        sums = np.empty((centres.shape[0], self.points.shape[1]), dtype=self.weights.dtype)
+        counts = np.empty(centres.shape[0], dtype=self.weights.dtype)
+        _kernels.cell_lloyd_step(
+            cells.columns, cells.points, cells.weights, cells.corners, cells.start, cells.task_cells, cells.bits,
+            centres, labels, sums, counts,
+        )
+        return self.original_order(labels)
+
     def original_order(self, labels):
         """Per-point values (n,) in the order the points were given."""
         if self.cells is None:
@@ -675,7 +691,8 @@ def default_n_init(n_colors):
 
 
 def fit_stages(stages, n_colors, rng, *, n_init, max_iter, tol_abs, n_swaps=None):
-    """Fit n_colors centres through the stages; returns (centres (k, d) float64, n_iter).
+    """Fit n_colors centres through the stages; returns (centres (k, d) float64, n_iter,
+    the PointSet of the full stage, for nearest-entry searches over it).
 
     On the seed stage: k-means++ and Lloyd ``n_init`` times (the best start kept; None:
     default_n_init), then ``n_swaps`` random swaps to leave poor local minima (None:
@@ -695,17 +712,19 @@ def fit_stages(stages, n_colors, rng, *, n_init, max_iter, tol_abs, n_swaps=None
         )
     n_iter = fitted.n_iter
     previous = stages.seed
+    point_set = seed_set
     for stage in (stages.sample, stages.full):
         if stage is previous:
             continue
         previous = stage
+        point_set = PointSet(stage[0], stage[1], n_colors)
         with threads_for(stage[0].shape[0]):
             # Only the centres go on: the caller assigns its rounded palette afterwards.
-            fitted = PointSet(stage[0], stage[1], n_colors).lloyd(
+            fitted = point_set.lloyd(
                 fitted.centres, max_iter=max_iter, tol_abs=tol_abs, final_assign=False, overrelax=True
             )
         n_iter += fitted.n_iter
-    return fitted.centres, n_iter
+    return fitted.centres, n_iter, point_set
 
 
 def nearest_entries(points, palette_points):
@@ -732,7 +751,7 @@ def fit_palette(pixels, n_colors, rng, *, sample_size, n_init, max_iter, tol):
         # The image itself is the best palette: zero error.
         return PaletteFit(colours.copy(), np.arange(colours.shape[0], dtype=np.int32), colours, counts, 0, 0)
     stages = pixel_stages(pixels, colours, counts, n_colors, rng, sample_size)
-    centres, n_iter = fit_stages(
+    centres, n_iter, _ = fit_stages(
         stages, n_colors, rng, n_init=n_init, max_iter=max_iter, tol_abs=tolerance(colours, counts, tol)
     )
     fit = map_colours(colours, counts, round_palette(centres))

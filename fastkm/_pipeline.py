@@ -151,21 +151,27 @@ def fit(prepared, n_colors, rng, *, n_init, max_iter, tol, n_swaps=None):
         palette = prepared.decode(colours.astype(np.float64)) if prepared.alpha else colours.copy()
     else:
         tol_abs = _kmeans.tolerance(prepared.points, counts, tol)
-        centres, n_iter = _kmeans.fit_stages(
+        centres, n_iter, point_set = _kmeans.fit_stages(
             prepared.stages, n_fitted, rng, n_init=n_init, max_iter=max_iter, tol_abs=tol_abs, n_swaps=n_swaps
         )
         palette = prepared.decode(centres)
+        # The full stage is prepared.points (with its weights): its cells find the nearest entries.
+        return map_onto(prepared, palette, n_iter=n_iter, point_set=point_set)
     return map_onto(prepared, palette, n_iter=n_iter)
 
 
-def map_onto(prepared, palette, *, n_iter=0):
-    """Map a prepared image's colours onto palette (m, C) uint8 (straight alpha)."""
+def map_onto(prepared, palette, *, n_iter=0, point_set=None):
+    """Map a prepared image's colours onto palette (m, C) uint8 (straight alpha);
+    point_set, a PointSet of prepared.points, searches over its cells."""
     colours, counts = prepared.colours, prepared.counts
     if palette.shape[0] == 0:
         colour_labels = np.zeros(0, dtype=np.int32)
         error = 0
     else:
-        colour_labels = _kmeans.nearest_entries(prepared.points, prepared.encode(palette))
+        if point_set is not None:
+            colour_labels = point_set.nearest(prepared.encode(palette))
+        else:
+            colour_labels = _kmeans.nearest_entries(prepared.points, prepared.encode(palette))
         error = int(_kernels.squared_error(colours, counts, prepared.error_palette(palette), colour_labels))
     if prepared.reserves_transparent:
         palette, colour_labels = _with_transparent(prepared, palette, colour_labels)

@@ -421,6 +421,19 @@ def test_overrelaxed_lloyd_ends_at_a_lloyd_fixed_point(n_clusters):
     assert run.inertia == pytest.approx(inertia, rel=1e-9)
 
 
+@pytest.mark.parametrize("n_channels", [3, 4])
+def test_point_set_nearest_matches_nearest_entries(n_channels):
+    rng = np.random.default_rng(30 + n_channels)
+    points = random_points(rng, 3 * _kmeans.CELL_TASK_POINTS + 5, n_channels, n_values=20) * np.uint8(13)
+    weights = rng.integers(1, 9, size=len(points)).astype(np.int64)
+    point_set = _kmeans.PointSet(points, weights, 50)
+    for centres in (
+        rng.uniform(0, 255, size=(50, n_channels)).astype(np.float32),
+        (random_points(rng, 50, n_channels, n_values=20) * np.uint8(13)).astype(np.float32),  # exact ties
+    ):
+        np.testing.assert_array_equal(point_set.nearest(centres), _kmeans.nearest_entries(points, centres))
+
+
 def _blob(rng, centre, n_points, spread):
     return np.clip(np.asarray(centre) + rng.integers(-spread, spread + 1, size=(n_points, 3)), 0, 255).astype(np.uint8)
 
