@@ -561,6 +561,8 @@ def random_swaps(point_set, run, rng, *, n_swaps, swap_iter, tol_abs, n_splits=0
     fix.  The other proposals move a centre drawn by inverse merge cost to a point drawn
     by D^2.
     """
+    if run.centres.shape[0] < 2:
+        return run  # one centre: nothing to swap it with
     points = point_set.points
     weights = point_set.weights.astype(np.float64)
     odds = None
