@@ -252,8 +252,7 @@ def guess_radius(palette_points):
     m = palette_points.shape[0]
     if m < 2:
         return np.full(m, np.inf, dtype=np.float32)
-    p = palette_points.astype(np.float64)
-    gaps = ((p[:, None, :] - p[None, :, :]) ** 2).sum(axis=2)
+    gaps = _kmeans.squared_distances_between(palette_points.astype(np.float64))
     np.fill_diagonal(gaps, np.inf)
     return (0.98 * 0.25 * gaps.min(axis=1)).astype(np.float32)
 
