@@ -484,31 +484,14 @@ SPLIT_CHOICES = 3
 SPLIT_ITER = 6
 
 
-def _split_in_two(points, weights):
-    """Centres (2, d) float64 of a 2-means split of weighted points (n, d) uint8: cut
-    across the principal axis at the mean, then Lloyd iterations; None if every point
-    ends on one side (a single colour).
-
-    Sums go through einsum, not BLAS, whose threads could change their rounding and so
-    which side a point falls on.
-    """
-    x = points.astype(np.float64)
-    total_weight = weights.sum()
-    total_sum = np.einsum("n,nj->j", weights, x)
-    centred = x - total_sum / total_weight
-    scatter = np.einsum("n,ni,nj->ij", weights, centred, centred)
-    first = np.einsum("nj,j->n", centred, np.linalg.eigh(scatter)[1][:, -1]) > 0
-    halves = None
-    for _ in range(SPLIT_ITER):
-        first_weight = weights[first].sum()
-        if not 0 < first_weight < total_weight:
-            break
-        first_sum = np.einsum("n,nj->j", weights[first], x[first])
-        halves = np.stack([first_sum / first_weight, (total_sum - first_sum) / (total_weight - first_weight)])
-        # Nearer the first half: x.(b - a) < (|b|^2 - |a|^2) / 2.
-        threshold = 0.5 * ((halves[1] ** 2).sum() - (halves[0] ** 2).sum())
-        first = np.einsum("nj,j->n", x, halves[1] - halves[0]) < threshold
-    return halves
+def _split_in_two(points, weights, members):
+    """Centres (2, d) float64 of a 2-means split of the weighted points (n, d) uint8
+    listed in members (m,) int64: cut across the principal axis at their mean, then
+    Lloyd iterations; None if every point ends on one side (a single colour)."""
+    scatter = _kernels.weighted_scatter(points, weights, members)
+    axis = np.linalg.eigh(scatter)[1][:, -1]
+    halves = np.empty((2, points.shape[1]))
+    return halves if _kernels.split_in_two(points, weights, members, axis, SPLIT_ITER, halves) else None
 
 
 @dataclass
@@ -537,22 +520,22 @@ def _swap_odds(point_set, run, weights):
     # Each point's weight times its squared distance to its centre (k-means++'s D^2
     # weighting): colours far from every centre, such as a small saturated patch the
     # palette has no entry for, are where a moved centre helps most.
-    gaps = point_set.float_columns() - run.centres.T.astype(np.float32).take(run.labels, axis=1)
-    errors = weights * np.einsum("ij,ij->j", gaps, gaps)
+    errors = np.empty(weights.shape[0])
+    cluster_weights = np.empty(n_clusters)
+    cluster_errors = np.empty(n_clusters)
+    _kernels.point_errors(point_set.points, weights, run.centres, run.labels, errors, cluster_weights, cluster_errors)
     cumulative = np.cumsum(errors)
     if not cumulative[-1] > 0:
         cumulative = np.cumsum(weights)
     # The centre to move: drawn with probability inversely proportional to what merging
     # its cluster into the nearest other one would cost (Ward's distance), so redundant
     # centres move and needed ones mostly stay.
-    cluster_weights = np.bincount(run.labels, weights=weights, minlength=n_clusters)
     between = squared_distances_between(run.centres)
     np.fill_diagonal(between, np.inf)
     nearest = between.argmin(axis=1)
     pair = cluster_weights + cluster_weights[nearest]
     merge_cost = cluster_weights * cluster_weights[nearest] / np.maximum(pair, 1e-300) * between.min(axis=1)
     keep = 1.0 / np.maximum(merge_cost, 1e-12)
-    cluster_errors = np.bincount(run.labels, weights=errors, minlength=n_clusters)
     return _SwapOdds(
         cumulative,
         np.cumsum(keep / keep.sum()),
@@ -596,8 +579,7 @@ def random_swaps(point_set, run, rng, *, n_swaps, swap_iter, tol_abs, n_splits=0
             n_splits -= 1
             tried.add(proposal)
             moved, split = proposal
-            members = run.labels == split
-            halves = _split_in_two(points[members], weights[members])
+            halves = _split_in_two(points, weights, np.flatnonzero(run.labels == split))
             if halves is None:
                 continue
             centres[moved], centres[split] = halves

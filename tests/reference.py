@@ -100,6 +100,43 @@ def lloyd_step(points, weights, centres):
     return labels, new
 
 
+
+def weighted_scatter(points, weights, members):
+    """sum_i w_i (x_i - mean)(x_i - mean)^T over the member points."""
+    x = points[members].astype(np.float64)
+    w = weights[members]
+    centred = x - w @ x / w.sum()
+    return (w[:, None] * centred).T @ centred
+
+
+def split_in_two(points, weights, members, axis, n_iter):
+    """The 2-means split as the kernel documents it: halves (2, d), or None."""
+    x = points[members].astype(np.float64)
+    w = weights[members]
+    total_weight = w.sum()
+    total_sum = w @ x
+    first = (x - total_sum / total_weight) @ axis > 0
+    halves = None
+    for _ in range(n_iter):
+        first_weight = w[first].sum()
+        if not 0 < first_weight < total_weight:
+            break
+        first_sum = w[first] @ x[first]
+        halves = np.stack([first_sum / first_weight, (total_sum - first_sum) / (total_weight - first_weight)])
+        first = ((x - halves[0]) ** 2).sum(axis=1) < ((x - halves[1]) ** 2).sum(axis=1)
+    return halves
+
+
+def point_errors(points, weights, centres, labels):
+    """w_i |x_i - centres[labels[i]]|^2, and its per-cluster sums with the weights'."""
+    errors = weights * ((points.astype(np.float64) - centres[labels]) ** 2).sum(axis=1)
+    n_clusters = centres.shape[0]
+    return (
+        errors,
+        np.bincount(labels, weights=weights, minlength=n_clusters),
+        np.bincount(labels, weights=errors, minlength=n_clusters),
+    )
+
 def quantized_mse(image, palette):
     """MSE per channel of an image mapped to its nearest palette entries (chunked)."""
     pixels = image.reshape(-1, image.shape[-1] if image.ndim == 3 else 1)

@@ -442,13 +442,48 @@ def test_split_in_two_separates_two_blobs():
     rng = np.random.default_rng(3)
     points = np.concatenate([_blob(rng, (20, 30, 40), 500, 6), _blob(rng, (200, 180, 160), 300, 6)])
     weights = rng.integers(1, 50, size=len(points)).astype(np.float64)
-    halves = _kmeans._split_in_two(points, weights)
+    halves = _kmeans._split_in_two(points, weights, np.arange(len(points)))
     first = slice(0, 500)
     second = slice(500, None)
     expected = [weights[part] @ points[part] / weights[part].sum() for part in (first, second)]
     order = np.argsort(halves[:, 0])
     np.testing.assert_allclose(halves[order], expected, rtol=1e-12)
-    assert _kmeans._split_in_two(np.full((4, 3), 7, np.uint8), np.ones(4)) is None
+    assert _kmeans._split_in_two(np.full((4, 3), 7, np.uint8), np.ones(4), np.arange(4)) is None
+
+
+@pytest.mark.parametrize("n_channels", [1, 3, 4])
+def test_split_kernels_match_reference(n_channels):
+    rng = np.random.default_rng(20 + n_channels)
+    points = random_points(rng, 3000, n_channels)
+    weights = rng.integers(1, 50, size=len(points)).astype(np.float64)
+    members = np.flatnonzero(rng.random(len(points)) < 0.4)
+    np.testing.assert_allclose(
+        _kernels.weighted_scatter(points, weights, members),
+        reference.weighted_scatter(points, weights, members),
+        rtol=1e-10,
+    )
+    axis = rng.normal(size=n_channels)
+    halves = np.empty((2, n_channels))
+    for n_iter in (1, 6):
+        assert _kernels.split_in_two(points, weights, members, axis, n_iter, halves)
+        np.testing.assert_allclose(halves, reference.split_in_two(points, weights, members, axis, n_iter), rtol=1e-10)
+    # One colour: nothing to split; no members: nothing either.
+    same = np.zeros_like(points)
+    assert not _kernels.split_in_two(same, weights, members, axis, 6, halves)
+    assert not _kernels.split_in_two(points, weights, members[:0], axis, 6, halves)
+
+
+@pytest.mark.parametrize("n_channels", [1, 3, 4])
+def test_point_errors_match_reference(n_channels):
+    rng = np.random.default_rng(30 + n_channels)
+    points = random_points(rng, 2000, n_channels)
+    weights = rng.integers(1, 50, size=len(points)).astype(np.float64)
+    centres = rng.uniform(0, 255, size=(9, n_channels))
+    labels = rng.integers(0, 8, size=len(points)).astype(np.int32)  # centre 8 has no points
+    out = np.empty(len(points)), np.empty(9), np.empty(9)
+    _kernels.point_errors(points, weights, centres, labels, *out)
+    for got, expected in zip(out, reference.point_errors(points, weights, centres, labels)):
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
 
 
 def test_split_proposal_moves_a_redundant_centre_into_the_widest_cluster():
