@@ -1071,7 +1071,7 @@ def colour_histogram(pixels):
     return colours, counts
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath={"reassoc"})
 def weighted_moments(points, weights):
     """Per channel, sum of weight * value and of weight * value^2.
 
@@ -1079,14 +1079,22 @@ def weighted_moments(points, weights):
     weights IN (n,) int64 or float64
     returns (2, d) float64: row 0 the first moments, row 1 the second (exact for
             integer weights while the sums stay below 2^53)
+
+    A channel at a time into local sums, which reassociation lets run as SIMD lanes
+    (12 MP photo's 389k colours: 1.6 -> 1.3 ms).  The order of the additions is fixed
+    when compiled; with integer weights every partial sum is an exact integer, so any
+    order gives the same moments.
     """
     moments = np.zeros((2, points.shape[1]), dtype=np.float64)
-    for i in range(points.shape[0]):
-        w = np.float64(weights[i])
-        for j in range(points.shape[1]):
-            v = np.float64(points[i, j])
-            moments[0, j] += w * v
-            moments[1, j] += w * v * v
+    for j in range(points.shape[1]):
+        first = 0.0
+        second = 0.0
+        for i in range(points.shape[0]):
+            weighted = np.float64(weights[i]) * np.float64(points[i, j])
+            first += weighted
+            second += weighted * np.float64(points[i, j])
+        moments[0, j] = first
+        moments[1, j] = second
     return moments
 
 
