@@ -252,8 +252,9 @@ def quantize(
                 refinement on all pixels (None: no sampling stage)
     n_init      k-means++ starts tried on the sample (or on small images); the best
                 one is refined.  None: 4 up to 64 colours, 2 up to 128, 1 above
-    max_iter    Lloyd iterations per stage; tol: centre-shift tolerance relative to the
-                pixels' variance
+    max_iter    Lloyd iterations per stage (above 128 colours at most 15 on the sample
+                and 20 on all pixels, where later steps gain under 0.2 % MSE); tol:
+                centre-shift tolerance relative to the pixels' variance
     returns     QuantizeResult (palette, labels, image, mse, psnr, delta_e)
     """
     pixels, (height, width) = _image_pixels(image)
