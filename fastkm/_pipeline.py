@@ -117,7 +117,10 @@ def prepare(pixels, *, alpha, space, n_colors, rng, sample_size, reserve_transpa
                 encoded[id(stage)] = (points if stage[0] is colours else _spaces.encode_oklab(stage[0]), stage[1])
             return encoded[id(stage)]
 
-        stages = _kmeans.Stages(encode(stages.seed), encode(stages.sample), encode(stages.full))
+        stages = _kmeans.Stages(
+            encode(stages.seed), encode(stages.sample), encode(stages.full),
+            encode(stages.seeding) if stages.seeding is not None else None,
+        )
     return Prepared(pixels, alpha, space, colours, counts, points, stages, visible, inverse, fitted, premultiplied)
 
 

@@ -564,3 +564,55 @@ def test_quantize_kernels_are_the_ones_quantize_runs(monkeypatch, sample_photo):
     fastkm.quantize(sample_photo("kodim23.png"), 16)  # large enough to be sampled
     assert listed <= called, f"listed but not run: {sorted(listed - called)}"
     assert called - listed <= {"gather_rows"}, f"run but not listed: {sorted(called - listed - {'gather_rows'})}"
+
+
+def _histogram_total(stage):
+    return int(stage[1].sum())
+
+
+@pytest.mark.parametrize("n_colors, expect_seeding", [(16, False), (64, True), (256, False)])
+def test_pixel_stages_seed_from_part_of_the_seed_sample_from_33_to_128_colours(n_colors, expect_seeding):
+    rng = np.random.default_rng(8)
+    pixels = random_points(rng, 400_000, 3, n_values=40)
+    colours, counts = _kernels.colour_histogram(pixels)
+    stages = _kmeans.pixel_stages(pixels, colours, counts, n_colors, np.random.default_rng(0), 1 << 18)
+    if not expect_seeding:
+        assert stages.seeding is None
+        return
+    assert _histogram_total(stages.seeding) == _kmeans.SEEDING_SAMPLE
+    # Every seeding colour is a seed-stage colour, with no more pixels.
+    seed = dict(zip(map(tuple, stages.seed[0]), stages.seed[1]))
+    assert all(seed[tuple(c)] >= w for c, w in zip(stages.seeding[0], stages.seeding[1]))
+    # No random numbers of its own: the other stages are those of a fit without it.
+    small = _kmeans.pixel_stages(pixels, colours, counts, 16, np.random.default_rng(0), 1 << 18)
+    np.testing.assert_array_equal(stages.seed[1], small.seed[1])
+
+
+def test_weighted_stages_seed_from_part_of_the_seed_draws():
+    rng = np.random.default_rng(9)
+    points = random_points(rng, 5000, 4)
+    weights = rng.integers(1, 200, size=len(points)).astype(np.int64)
+    stages = _kmeans.weighted_stages(points, weights, 64, np.random.default_rng(0), 1 << 18)
+    assert _histogram_total(stages.seeding) == _kmeans.SEEDING_SAMPLE
+    seed = dict(zip(map(tuple, stages.seed[0]), stages.seed[1]))
+    assert all(seed[tuple(c)] >= w for c, w in zip(stages.seeding[0], stages.seeding[1]))
+    # Too few pixels to sample: nothing to draw a smaller seeding from.
+    assert _kmeans.weighted_stages(points[:50], weights[:50] % 3 + 1, 64, np.random.default_rng(0), 1 << 18).seeding is None
+
+
+def test_best_of_inits_draws_starts_from_the_given_set():
+    rng = np.random.default_rng(10)
+    points = random_points(rng, 3000, 3)
+    point_set = _kmeans.PointSet(points, np.ones(len(points), np.int64), 5)
+    # Five points to draw five starts from: k-means++ takes them all.
+    starts = np.array([[10, 10, 10], [240, 10, 10], [10, 240, 10], [10, 10, 240], [240, 240, 240]], np.uint8)
+    draw_from = _kmeans.PointSet(starts, np.ones(5, np.int64), 5)
+    run = _kmeans.best_of_inits(
+        point_set, 5, np.random.default_rng(0), n_init=1, max_iter=1, tol_abs=0.0, draw_from=draw_from
+    )
+    drawn = draw_from.seed_centres(5, np.random.default_rng(0))
+    assert sorted(map(tuple, drawn)) == sorted(map(tuple, starts.astype(np.float64)))
+    # (In the drawn order: integer points tie between integer centres, and ties go to
+    # the lower index.)
+    expected = point_set.lloyd(drawn, max_iter=1, tol_abs=0.0)
+    np.testing.assert_allclose(run.centres, expected.centres)
