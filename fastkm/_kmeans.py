@@ -462,7 +462,11 @@ def swap_plan(n_colors):
       swaps 1.0077 / 1.0069 / 1.0015; 4 + 4 1.023 / 1.024 / 1.0015.  With the seed runs
       over-relaxed: 15 swaps of 4 iterations 1.0077 / 1.0068 / 1.0003, of 3 iterations
       1.0077 / 1.0068 / 1.0004 (a fifth fewer steps); 12 of 3 1.0085 / 1.0068 / 1.0004;
-      10 of 3 1.0085 / 1.024 / 1.0015 (too few);
+      10 of 3 1.0085 / 1.024 / 1.0015 (too few).  Over 48 seeds, 4 splits in 15 swaps
+      still left 2 seeds each of the 12 MP photo and bus-3mp at 1.018-1.029; 8 splits
+      in 15 fixed all four (worst 1.0084 / 1.0071 / 1.0017 over 48 seeds) at the same
+      cost (1.03 times the time, paired, within the noise) where more random swaps (20)
+      fixed none;
     - k = 64: 30 random swaps of 2 iterations left 1.013 / 1.008 / 1.014; 8 splits and
       nothing else 1.0064 / 1.0042 / 1.018, at under a third of the swaps;
     - k = 256: 15 random swaps left 1.0073 / 1.0072 / 1.0079; 4 splits alone 1.0040 /
@@ -473,7 +477,7 @@ def swap_plan(n_colors):
       1.0032 (12 MP mean 1.0013 against 1.0012), 5 % faster quantize than 8.
     """
     if n_colors <= 32:
-        return 15, 4, 3
+        return 15, 8, 3
     if n_colors <= 128:
         return 8, 8, 2
     return 4, 4, 1
