@@ -87,15 +87,11 @@ def full_stage_start(pixels, histogram):
             rng = np.random.default_rng(0)
             stages = _kmeans.pixel_stages(pixels, *histogram, n_colors, rng, fastkm.api.DEFAULT_SAMPLE_SIZE)
             tol_abs = _kmeans.tolerance(*histogram, 1e-4)
-            seed_set = _kmeans.PointSet(*stages.seed, n_colors)
-            run = _kmeans.best_of_inits(
-                seed_set, n_colors, rng, n_init=_kmeans.default_n_init(n_colors), max_iter=100, tol_abs=tol_abs
-            )
-            n_swaps, n_splits, swap_iter = _kmeans.swap_plan(n_colors)
-            run = _kmeans.random_swaps(
-                seed_set, run, rng, n_swaps=n_swaps, swap_iter=swap_iter, tol_abs=tol_abs, n_splits=n_splits
-            )
-            starts[n_colors] = (_kmeans.PointSet(*histogram, n_colors), tol_abs, run.centres)
+            # fit_stages with every later stage the seed stage itself: it stops where
+            # quantize hands over to the full histogram (seeding, starts, swaps).
+            seed_only = _kmeans.Stages(stages.seed, stages.seed, stages.seed, stages.seeding)
+            centres, _, _ = _kmeans.fit_stages(seed_only, n_colors, rng, n_init=None, max_iter=100, tol_abs=tol_abs)
+            starts[n_colors] = (_kmeans.PointSet(*histogram, n_colors), tol_abs, centres)
         return starts[n_colors]
 
     return start
@@ -105,7 +101,8 @@ def full_stage_start(pixels, histogram):
 @pytest.mark.parametrize("n_colors", N_COLORS)
 def test_full_histogram_lloyd(benchmark, full_stage_start, n_colors, overrelax):
     """Lloyd to convergence on the full histogram from the seed stage's centres, as
-    quantize's last stage runs it (over-relaxed) and plainly."""
+    quantize's last stage runs it (over-relaxed; quantize stops it after
+    STAGE_MAX_ITER_LARGE steps above 128 colours) and plainly."""
     benchmark.group = f"stage: full lloyd k={n_colors}"
     point_set, tol_abs, centres = full_stage_start(n_colors)
     run = benchmark(point_set.lloyd, centres, max_iter=100, tol_abs=tol_abs, final_assign=False, overrelax=overrelax)
