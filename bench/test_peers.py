@@ -12,7 +12,9 @@ one saved run by bench/report.py.  Peers missing from the environment are skippe
 install them with `pip install -e '.[bench]'`.  Photo selection: see conftest.py.
 """
 
+import math
 import os
+import time
 
 import peers  # pytest puts bench/ on sys.path
 import pytest
@@ -22,6 +24,8 @@ import fastkm
 pytestmark = pytest.mark.usefixtures("fastkm_warm")
 RUN_SLOW = os.environ.get("FASTKM_BENCH_SLOW") == "1"
 AVAILABLE = set(peers.available_peers())
+# Seconds the timed rounds of a method span at least (see test_quantize_photo).
+ROUNDS_SPAN = 3.0
 
 
 def _slow(peer, n_pixels, n_colors):
@@ -58,9 +62,17 @@ def test_quantize_photo(benchmark, photo, photo_name, method, n_colors):
         pytest.skip(f"{method} holds at most 256 colours")
     run = _fastkm if method == "fastkm" else peers.PEERS[method]
     benchmark.group = f"quantize k={n_colors}"
-    # The minimum over rounds is the statistic (the machine is shared and noisy): five
-    # rounds for every method that takes seconds, one for those that take tens of seconds.
-    rounds = 1 if _slow(method, n_pixels, n_colors) or method.startswith(("sklearn", "opencv")) else 5
+    # The minimum over rounds is the statistic (the machine is shared and noisy).  Methods
+    # that take tens of seconds run once.  The others run once untimed (first-call costs:
+    # thread pools, caches), then at least 5 rounds spanning at least ROUNDS_SPAN seconds,
+    # so that a slow spell of a second or two cannot cover every round of a fast method
+    # while a slower one's rounds outlast it.
+    if _slow(method, n_pixels, n_colors) or method.startswith(("sklearn", "opencv")):
+        rounds = 1
+    else:
+        start = time.perf_counter()
+        run(photo, n_colors, 0)
+        rounds = max(5, math.ceil(ROUNDS_SPAN / (time.perf_counter() - start)))
     palette, labels = benchmark.pedantic(run, args=(photo, n_colors, 0), rounds=rounds, warmup_rounds=0)
     peers.validate_output(photo, n_colors, palette, labels)
     benchmark.extra_info.update(
