@@ -323,11 +323,6 @@ class PointSet:
         )
         return self.points[chosen].astype(np.float64)
 
-    def float_columns(self):
-        """The points as float32 columns (d, n)."""
-        columns = self.cells.columns if self.cells is not None else self.columns
-        return columns[:, : self.points.shape[0]]
-
     def nearest(self, centres):
         """Index (n,) int32 of the nearest of centres (k, d) float32 for each point, in the
         order the points were given: exactly nearest_entries' labels, by a cell search
@@ -621,6 +616,12 @@ class Stages:
     seeding: tuple = None
 
 
+# Palettes above this many colours are drawn from one k-means++ start (default_n_init),
+# and their seed and later stages stop after SEED_MAX_ITER_LARGE and
+# STAGE_MAX_ITER_LARGE Lloyd steps.
+LARGE_PALETTE_ABOVE = 128
+
+
 # From SEEDING_ABOVE + 1 to SEEDING_UP_TO colours (where several starts are drawn),
 # k-means++ draws its starts from SEEDING_SAMPLE pixels of the seed stage rather than all
 # of it; the starts' Lloyd runs still use the whole seed stage.  Seeding costs grow with
@@ -633,7 +634,7 @@ class Stages:
 # swaps exist for); at k=256 (one start) it saved 4 % of the time but raised the 12 MP
 # mean from 1.0024 to 1.0035 and the worst to 1.0089.
 SEEDING_ABOVE = 32
-SEEDING_UP_TO = 128
+SEEDING_UP_TO = LARGE_PALETTE_ABOVE
 SEEDING_SAMPLE = 1 << 16
 
 
@@ -666,16 +667,13 @@ def pixel_stages(pixels, colours, counts, n_colors, rng, sample_size):
         sample, sample_hist = pixels, full
     # The pixels of the seed stage, when they are a random draw (the first rows of an
     # unsampled image are not).
-    seed_pixels = sample if sampled else None
-    seed_hist = sample_hist
+    seed_hist, seed_pixels = sample_hist, (sample if sampled else None)
     if sample.shape[0] > SWAP_SAMPLE:
         # A random subset (the sample may be the whole image, whose first rows are not).
         subset = _kernels.gather_rows(sample, rng.choice(sample.shape[0], SWAP_SAMPLE, replace=False))
-        seed_hist = distinct_colours(subset)
-        seed_pixels = subset
-        if seed_hist[0].shape[0] <= n_colors:
-            seed_hist = sample_hist
-            seed_pixels = sample if sampled else None
+        subset_hist = distinct_colours(subset)
+        if subset_hist[0].shape[0] > n_colors:
+            seed_hist, seed_pixels = subset_hist, subset
     seeding = None
     if seed_pixels is not None:
         seeding = _seeding(lambda m: distinct_colours(seed_pixels[:m]), seed_pixels.shape[0], n_colors)
@@ -735,7 +733,7 @@ def default_n_init(n_colors):
     k-means on three photos x five seeds (max ratio), four starts within 0.86 %, at a
     quarter of the seeding cost.
     """
-    return 4 if n_colors <= 64 else 2 if n_colors <= 128 else 1
+    return 4 if n_colors <= 64 else 2 if n_colors <= LARGE_PALETTE_ABOVE else 1
 
 
 # Lloyd steps of the seed stage's run above 128 colours (one k-means++ start): the
@@ -762,17 +760,19 @@ def fit_stages(stages, n_colors, rng, *, n_init, max_iter, tol_abs, n_swaps=None
     the PointSet of the full stage, for nearest-entry searches over it).
 
     On the seed stage: k-means++ and Lloyd ``n_init`` times (the best start kept; None:
-    default_n_init; at most SEED_MAX_ITER_LARGE steps above 128 colours), then
-    ``n_swaps`` random swaps to leave poor local minima (None: swap_plan).  Lloyd then
-    continues on the sample stage and on the full stage until converged (or
-    ``max_iter``; at most STAGE_MAX_ITER_LARGE steps each above 128 colours).
+    default_n_init; at most SEED_MAX_ITER_LARGE steps above LARGE_PALETTE_ABOVE
+    colours), then ``n_swaps`` random swaps to leave poor local minima (None:
+    swap_plan).  Lloyd then continues on the sample stage and on the full stage until
+    converged (or ``max_iter``; at most STAGE_MAX_ITER_LARGE steps each above
+    LARGE_PALETTE_ABOVE colours).
     """
     if n_init is None:
         n_init = default_n_init(n_colors)
     seed_points, seed_weights = stages.seed
     with threads_for(seed_points.shape[0]):
         seed_set = PointSet(seed_points, seed_weights, n_colors)
-        seed_iter = min(max_iter, SEED_MAX_ITER_LARGE) if n_colors > 128 else max_iter
+        large = n_colors > LARGE_PALETTE_ABOVE
+        seed_iter = min(max_iter, SEED_MAX_ITER_LARGE) if large else max_iter
         draw_from = None
         if seeds_from_subset(n_colors) and stages.seeding is not None:
             draw_from = PointSet(*stages.seeding, n_colors)
@@ -787,7 +787,7 @@ def fit_stages(stages, n_colors, rng, *, n_init, max_iter, tol_abs, n_swaps=None
     n_iter = fitted.n_iter
     previous = stages.seed
     point_set = seed_set
-    stage_iter = min(max_iter, STAGE_MAX_ITER_LARGE) if n_colors > 128 else max_iter
+    stage_iter = min(max_iter, STAGE_MAX_ITER_LARGE) if large else max_iter
     for stage in (stages.sample, stages.full):
         if stage is previous:
             continue
