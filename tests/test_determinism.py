@@ -70,7 +70,8 @@ def test_compile_cache_survives_unwritable_package_and_corrupt_entries(tmp_path)
     shutil.copytree(os.path.join(ROOT, "fastkm"), tmp_path / "fastkm", ignore=shutil.ignore_patterns("__pycache__"))
     # A file where numba wants the __pycache__ folder: the in-tree cache cannot be
     # created (as in a read-only install), so numba caches in the user's cache folder.
-    (tmp_path / "fastkm" / "__pycache__").write_text("not a folder")
+    for package in ("fastkm", "fastkm/_kernels"):
+        (tmp_path / package / "__pycache__").write_text("not a folder")
     env = dict(os.environ, PYTHONPATH=str(tmp_path), HOME=str(tmp_path / "home"), XDG_CACHE_HOME=str(tmp_path / "xdg"))
 
     def run():

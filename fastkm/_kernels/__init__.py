@@ -1,0 +1,108 @@
+"""Numba kernels: the hot loops of fastkm.
+
+Every kernel takes arrays and scalars only (no objects, no random generator) and is
+compiled once, on first use, then cached on disk (``cache=True``).  Randomness is drawn
+by the caller in NumPy and passed in as uniform numbers.
+
+Parallel reductions never accumulate into shared arrays from a ``prange``: each block of
+data (blocks sized by data, never by thread count) writes its own row of partial
+results, and the rows are merged serially in block order.  Results are therefore
+bit-identical for any number of threads.
+
+One module per pipeline stage, in the order a quantize call runs them: ``histogram``
+(colours and their counts), ``cells`` (the grid that prunes the nearest search),
+``seeding`` (k-means++), ``nearest`` and ``lloyd`` (assignment and centroid updates),
+``swaps`` (moments and splits for the swap proposals), ``remap`` and ``dither`` (labels
+of every pixel), ``metrics`` (figures over every pixel).  This package re-exports them
+all.  Each kernel has a plain-NumPy reference in ``tests/reference.py``.
+"""
+
+import os
+
+# The submodules' kernels are re-exported: callers write _kernels.lloyd_step.
+# ruff: noqa: F401
+
+from ._common import ASSIGN_TILE, ASSIGN_TILES_PER_TASK, SUM_BLOCK, SEED_BLOCK, PIXEL_BLOCK, BUCKETS_PER_TASK
+from .cells import CELL_SLACK, TOP_CELL_BITS, cell_sort
+from .dither import floyd_steinberg
+from .histogram import colour_histogram, gather_rows
+from .lloyd import lloyd_step, cell_lloyd_step
+from .metrics import oklab_distance_sum
+from .nearest import point_columns, assign_labels
+from .remap import fill_label_table, remap_through_table, squared_error
+from .seeding import kmeans_plusplus, cell_kmeans_plusplus
+from .swaps import weighted_moments, weighted_scatter, split_in_two, point_errors
+
+
+# The kernels a quantize() call on an RGB photo runs (gather_rows, for large photos only,
+# is left out so that small images do not keep announcing a compile, and so is
+# assign_labels, which maps only images with no more colours than the palette; a kernel
+# listed here that quantize does not run would announce a compile on every run).
+QUANTIZE_KERNELS = (
+    cell_sort,
+    cell_lloyd_step,
+    weighted_moments,
+    cell_kmeans_plusplus,
+    colour_histogram,
+    fill_label_table,
+    remap_through_table,
+    squared_error,
+    point_errors,
+    weighted_scatter,
+    split_in_two,
+)
+
+
+def kernels_cached():
+    """True when every kernel quantize() runs has a fresh entry in numba's on-disk cache.
+
+    Used only to tell the user that the first run compiles; a wrong answer costs a
+    message, never a result.  Reads numba's cache index (a private API), so any
+    surprise there counts as cached: better no message than a false one.
+    """
+    try:
+        return all(kernel._cache._cache_file._load_index() for kernel in QUANTIZE_KERNELS)
+    except Exception:
+        return True
+
+
+def _tolerate_broken_cache(kernel):
+    """Make a kernel recompile, instead of failing, when its cache entry is unreadable.
+
+    numba raises when a cache index or data file is truncated or corrupt (a killed
+    write, a disk error, a copied stale folder).  Loading then falls back to compiling,
+    and saving first removes the unreadable index so the fresh entry replaces it.  A
+    read-only package folder needs nothing here: numba then caches in the user's cache
+    folder.
+    """
+    cache = getattr(kernel, "_cache", None)
+    if cache is None or not hasattr(cache, "load_overload"):
+        return
+    load, save = cache.load_overload, cache.save_overload
+
+    def load_overload(sig, target_context):
+        try:
+            return load(sig, target_context)
+        except Exception:  # corrupt entry: compile afresh
+            return None
+
+    def save_overload(sig, data):
+        try:
+            save(sig, data)
+        except Exception:
+            try:
+                os.unlink(cache._cache_file._index_path)
+                save(sig, data)
+            except Exception:  # caching is an optimisation; the compiled kernel still runs
+                pass
+
+    cache.load_overload = load_overload
+    cache.save_overload = save_overload
+
+
+# Every cached function here, helpers included: a caller's compile loads its helpers.
+from . import _common, cells, dither, histogram, lloyd, metrics, nearest, remap, seeding, swaps  # noqa: E402
+
+for _module in (_common, cells, dither, histogram, lloyd, metrics, nearest, remap, seeding, swaps):
+    for _kernel in [value for value in vars(_module).values() if hasattr(value, "_cache")]:
+        _tolerate_broken_cache(_kernel)
