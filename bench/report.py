@@ -5,7 +5,10 @@
 
 For every photo and k: each method's best time, its ratio to fastkm's time in the same
 run (how many times slower than fastkm), its MSE (summed over channels) and fastkm's
-MSE over it.  The chart has one row of panels (time, MSE) per photo.
+MSE over it.  The chart has one row of panels (time, MSE) per photo.  A table this script
+wrote can be charted again, for some photos only:
+
+    python bench/report.py bench/results/peers.md --photo 012mp-bus.jpg --chart bench/figures/peers_12mp.png
 """
 
 import argparse
@@ -27,6 +30,23 @@ def load(path):
     commit = data.get("commit_info", {})
     when = f"{data.get('datetime', '')[:19]}, commit {commit.get('id', '?')[:7]}{' (dirty)' if commit.get('dirty') else ''}"
     return rows, data.get("machine_info", {}), when
+
+
+def load_markdown(path):
+    """The rows of a table written by markdown(): each photo and k is named on its first row only."""
+    rows = defaultdict(lambda: defaultdict(dict))
+    photo = k = None
+    for line in Path(path).read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != 7 or not cells[3].endswith(" s"):
+            continue
+        if cells[0]:
+            image, megapixels = cells[0].rsplit(" (", 1)
+            photo = (image, float(megapixels.split()[0]))
+        if cells[1]:
+            k = int(cells[1])
+        rows[photo][k][cells[2].strip("*")] = (float(cells[3].split()[0]), float(cells[5]))
+    return rows
 
 
 def _methods(per_k):
@@ -93,11 +113,23 @@ def chart(rows, path):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("saved_run", type=Path)
+    parser.add_argument("saved_run", type=Path, help="a pytest-benchmark JSON, or a table this script wrote (.md)")
     parser.add_argument("--markdown", type=Path)
     parser.add_argument("--chart", type=Path)
+    parser.add_argument("--photo", action="append", help="only this photo (repeatable)")
     args = parser.parse_args()
+    if args.saved_run.suffix == ".md":
+        rows = load_markdown(args.saved_run)
+        if args.photo:
+            rows = {photo: per_k for photo, per_k in rows.items() if photo[0] in args.photo}
+        if args.chart and rows:
+            chart(rows, args.chart)
+        if not rows:
+            parser.exit(1, f"{args.saved_run}: no rows for {args.photo or 'any photo'}\n")
+        return
     rows, machine, when = load(args.saved_run)
+    if args.photo:
+        rows = {photo: per_k for photo, per_k in rows.items() if photo[0] in args.photo}
     if not rows:
         parser.exit(1, f"{args.saved_run}: no results of bench/test_peers.py in this run\n")
     table = markdown(rows, machine, when)
