@@ -255,9 +255,8 @@ def guess_radius(palette_points):
     m = palette_points.shape[0]
     if m < 2:
         return np.full(m, np.inf, dtype=np.float32)
-    gaps = _kmeans.squared_distances_between(palette_points.astype(np.float64))
-    np.fill_diagonal(gaps, np.inf)
-    return (0.98 * 0.25 * gaps.min(axis=1)).astype(np.float32)
+    gap = _kmeans.nearest_other_centre(palette_points.astype(np.float64))[1]
+    return (0.98 * 0.25 * gap).astype(np.float32)
 
 
 def pixel_squared_error(prepared, palette, labels):

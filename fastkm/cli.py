@@ -5,8 +5,12 @@ usage errors (bad options) exit with 2, as typer does.  ``--debug`` shows traceb
 """
 
 import itertools
+import math
+import os
+import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 from enum import Enum
 from typing import List, Optional
@@ -19,18 +23,23 @@ from .api import DEFAULT_SAMPLE_SIZE, MAX_COLORS, FastkmError, quantize, shared_
 from .io import (
     DEFAULT_MAX_PIXELS,
     INDEXED_SUFFIXES,
+    PALETTE_SUFFIXES,
     RGB_SUFFIXES,
     ImageReadError,
     frame_count,
     ImageWriteError,
+    Outputs,
     indexed_capacity_error,
     output_kind,
+    palette_capacity_error,
     read_image,
     read_palette,
     write_image,
     write_palette,
     write_quantized,
 )
+from .io.atomic import reason
+from .io.paths import Inputs, default_output, earlier_output_of, output_key, readable_suffixes
 
 app = typer.Typer(
     add_completion=False,
@@ -55,6 +64,12 @@ def main(
 ):
     """Fast k-means colour quantization: a photo in, its best k-colour version out."""
     _state["debug"] = debug
+    warnings.showwarning = _warning_as_note
+
+
+def _warning_as_note(message, category, filename, lineno, file=None, line=None):
+    """Warnings (a decoder's note of a corrupt EXIF block) as one line on stderr."""
+    typer.echo(f"note: {str(message).splitlines()[0] if str(message) else category.__name__}", err=True)
 
 
 def _fail(message):
@@ -73,33 +88,41 @@ def _count(n, noun):
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def _same_file(a, b):
-    try:
-        return a.exists() and b.exists() and a.samefile(b)
-    except OSError:
-        return False
-
-
 class Refused(Exception):
-    """A request the command declines (it would overwrite the input or an existing file)."""
+    """A request the command declines (it would overwrite an input or an existing file)."""
 
 
-def _check_output(input_path, output_path, force):
-    """Refuse outputs that would overwrite the input, or an existing file without --force."""
-    if _same_file(input_path, output_path) or input_path.resolve() == output_path.resolve():
-        raise Refused(f"{output_path}: is the input file; choose another output name (the input is never overwritten)")
-    if output_path.is_dir():
-        raise Refused(f"{output_path}: is a folder; give a file name such as {output_path / (input_path.stem + '.png')}")
-    if output_path.exists() and not force:
-        raise Refused(f"{output_path}: already exists; use --force to replace it")
+def _check_outputs(inputs, outputs, force, planned=None):
+    """Refuse, before any work, outputs that would land on one of inputs (an Inputs) or
+    on each other, or replace an existing file without --force.
+
+    outputs: (path, what it is) pairs; ``planned`` (output_key -> what) carries the
+    outputs already checked across calls, for a batch."""
+    planned = {} if planned is None else planned
+    for output_path, what in outputs:
+        clash = inputs.clash(output_path)
+        if clash is not None:
+            what = "the input file" if str(clash) == str(output_path) else f"the input file {clash}"
+            raise Refused(
+                f"{output_path}: is {what}; choose another output name (an input is never overwritten, "
+                "not even with --force)"
+            )
+        key = output_key(output_path)
+        if key in planned:
+            raise Refused(f"{output_path}: is also {planned[key]}; give them different names")
+        planned[key] = what
+        if os.path.isdir(output_path):
+            raise Refused(f"{output_path}: is a folder; give a file name, or end the folder with a slash")
+        if (os.path.lexists(output_path) or os.path.lexists(os.path.realpath(output_path))) and not force:
+            raise Refused(f"{output_path}: already exists; use --force to replace it")
 
 
 def _note(message):
     typer.echo(message, err=True)
 
 
-def _quantize_file(input_path, options, echo=_note):
-    """Read and quantize one file with the fit options; returns (image, result, seconds)."""
+def _read_input(input_path, options, echo=_note):
+    """Read one input as the fit wants it: (H, W, C) or (H, W) uint8."""
     image = read_image(input_path, max_pixels=options["max_pixels"])
     n_frames = frame_count(input_path)
     if n_frames > 1:
@@ -107,14 +130,20 @@ def _quantize_file(input_path, options, echo=_note):
     palette = options.get("palette")
     if palette is not None and image.ndim == 2 and palette.shape[1] == 3:
         image = np.dstack([image] * 3)  # a grey image onto a colour palette
+    return image
+
+
+def _fit(image, options, echo=_note):
+    """Quantize a read image with the fit options; returns (result, seconds)."""
     if not _kernels.kernels_cached():
         echo("Compiling fastkm's kernels (first run only; they are cached for next time)...")
     start = time.perf_counter()
     result = quantize(
-        image, options["n_colors"], palette=palette, seed=options["seed"], sample_size=options["sample_size"],
-        dither=options["dither"], space=options["space"], min_psnr=options.get("min_psnr"),
+        image, options["n_colors"], palette=options.get("palette"), seed=options["seed"],
+        sample_size=options["sample_size"], dither=options["dither"], space=options["space"],
+        min_psnr=options.get("min_psnr"),
     )
-    return image, result, time.perf_counter() - start
+    return result, time.perf_counter() - start
 
 
 def _quality(result):
@@ -124,22 +153,36 @@ def _quality(result):
     return text + (f", ΔE {delta_e:.4f}" if delta_e is not None else "")
 
 
-# What one file can fail with; anything else is a bug and keeps its traceback.
-FAILURES = (FastkmError, ImageReadError, ImageWriteError, Refused)
+# What one file can fail with (an OSError: a name too long, a full disk, no permission);
+# anything else is a bug and keeps its traceback.
+FAILURES = (FastkmError, ImageReadError, ImageWriteError, Refused, OSError)
+
+
+def _message(error):
+    """One line for a failure: the library's message, or an OSError's file and reason."""
+    if isinstance(error, OSError) and not isinstance(error, ImageWriteError):
+        where = error.filename if error.filename is not None else ""
+        return f"{where}: {reason(error)}" if where else reason(error)
+    if isinstance(error, MemoryError):
+        return "not enough memory for this image; try a smaller one"
+    return str(error)
 
 
 def _run(body):
     """Run a command body, turning library errors into one line and exit code 1."""
     try:
         body()
-    except FAILURES as error:
+    except (*FAILURES, MemoryError) as error:
         if _state["debug"]:
             raise
-        _fail(str(error))
-    except MemoryError:
-        if _state["debug"]:
-            raise
-        _fail("not enough memory for this image; try a smaller one")
+        _fail(_message(error))
+
+
+def _finite(value):
+    """Typer callback: refuse NaN and infinity, which pass typer's range checks."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a number; give a finite value")
+    return value
 
 
 N_COLORS_OPTION = typer.Option(16, "-k", "--colors", min=1, max=MAX_COLORS, help="Number of colours in the palette.")
@@ -152,7 +195,8 @@ SAMPLE_OPTION = typer.Option(
 )
 DITHER_OPTION = typer.Option(False, "--dither", help="Floyd-Steinberg dithering: smoother gradients, lower PSNR.")
 DITHER_STRENGTH_OPTION = typer.Option(
-    1.0, "--dither-strength", min=0.0, max=1.0, help="Share of each pixel's error passed on by --dither (0..1)."
+    1.0, "--dither-strength", min=0.0, max=1.0, callback=_finite,
+    help="Share of each pixel's error passed on by --dither (0..1).",
 )
 
 
@@ -166,41 +210,79 @@ SPACE_OPTION = typer.Option(
 )
 
 
-# Every format fastkm writes is one it reads; other files in a folder are skipped.
+# The suffixes fastkm writes images with.
 IMAGE_SUFFIXES = set(INDEXED_SUFFIXES) | set(RGB_SUFFIXES)
 
 
 def _check_colours_fit(output_path, n_colors):
-    reason = indexed_capacity_error(output_path, n_colors)
-    if reason:
-        raise typer.BadParameter(reason, param_hint="'-k'")
+    why_not = indexed_capacity_error(output_path, n_colors)
+    if why_not:
+        raise typer.BadParameter(why_not, param_hint="'-k'")
 
 
-def _quantize_to(input_path, output_path, options, echo=_note):
-    """Quantize one file and write it; returns the result and the seconds quantize took."""
-    _check_output(input_path, output_path, options["force"])
-    image, result, seconds = _quantize_file(input_path, options, echo=echo)
-    write_quantized(output_path, result.palette, result.labels, optimize=options["optimize"])
-    if options["save_palette"] is not None:
-        write_palette(options["save_palette"], result.palette)
+def _quantize_to(input_path, output_path, options, echo=_note, inputs=None):
+    """Quantize one file and write it (with its palette when options["save_palette"]
+    names one: both or neither); returns the result and the seconds quantize took.
+
+    ``inputs`` (an Inputs) are the files no output may land on; by default the input."""
+    save_palette = options["save_palette"]
+    outputs = [(output_path, "the image output")]
+    if save_palette is not None:
+        outputs.append((save_palette, "the palette output"))
+    _check_outputs(inputs or Inputs([input_path]), outputs, options["force"])
+    image = _read_input(input_path, options, echo=echo)
+    if save_palette is not None:
+        why_not = palette_capacity_error(save_palette, image.shape[2] if image.ndim == 3 else 1)
+        if why_not:
+            raise Refused(f"{save_palette}: {why_not}")
+    result, seconds = _fit(image, options, echo=echo)
+    with Outputs(replace=options["force"]) as staged:
+        write_quantized(output_path, result.palette, result.labels, optimize=options["optimize"], outputs=staged)
+        if save_palette is not None:
+            write_palette(save_palette, result.palette, outputs=staged)
+        staged.publish()
     return result, seconds
 
 
-def _collect(inputs, recursive):
-    """Files to quantize as (path, folder it was found under or None), and skipped files."""
+def _is_under(path, folder):
+    """Whether path lies inside folder (both real paths)."""
+    return os.path.commonpath([path, folder]) == folder and path != folder
+
+
+def _collect(inputs, recursive, output_dir=None):
+    """Files to quantize as (path, folder it was found under or None), and skipped
+    files as (path, why).
+
+    In folders: every format Pillow reads; hidden files, files inside the output folder
+    (when it lies within an input folder) and fastkm's own earlier outputs (a PNG fastkm
+    wrote named NAME-k<N>.png beside an image NAME.*) are skipped.  Files named
+    explicitly are always taken."""
     files, skipped = [], []
+    output_real = os.path.realpath(output_dir) if output_dir is not None else None
     for path in inputs:
-        if path.is_dir():
-            pattern = "**/*" if recursive else "*"
-            for found in sorted(path.glob(pattern)):
-                if not found.is_file() or found.name.startswith("."):
-                    continue
-                if found.suffix.lower() in IMAGE_SUFFIXES:
-                    files.append((found, path))
-                else:
-                    skipped.append(found)
-        else:
+        if not path.is_dir():
             files.append((path, None))  # named explicitly: a bad file is a failure
+            continue
+        suffixes = readable_suffixes()
+        walk_outputs = output_real is not None and _is_under(output_real, os.path.realpath(path))
+        found = [f for f in sorted(path.glob("**/*" if recursive else "*")) if not f.name.startswith(".")]
+        images = {}  # folder -> its image files, for recognising earlier outputs
+        for candidate in found:
+            if candidate.is_file() and candidate.suffix.lower() in suffixes:
+                images.setdefault(candidate.parent, []).append(candidate)
+        for candidate in found:
+            if not candidate.is_file():
+                continue
+            if walk_outputs and _is_under(os.path.realpath(candidate), output_real):
+                continue  # this run's output folder
+            if candidate.suffix.lower() not in suffixes:
+                skipped.append((candidate, "skipped: not an image"))
+                continue
+            source = earlier_output_of(candidate, images[candidate.parent])
+            if source is not None:
+                skipped.append((candidate, f"skipped: output of {source.name}"))
+            else:
+                files.append((candidate, path))
     return files, skipped
 
 
@@ -222,32 +304,41 @@ def _run_here(jobs, starting):
         yield index, _batch_file(*args)
 
 
-def _batch(inputs, output_dir, options, recursive, scheduler=None):
-    """Quantize many files: progress bar, one failure never stops the rest, summary table.
-
-    With a dask.distributed ``scheduler`` address, each file is one task on the cluster."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.table import Table
-
-    files, skipped = _collect(inputs, recursive)
-    n_colors = options["n_colors"]
+def _plan(files, output_dir, options, inputs):
+    """Every output of a batch, checked against every input and every other output
+    before anything is written: (targets, jobs [(index, args)], refusals [(index, Refused)])."""
     planned = {}
-    shown_names, targets, refusals, jobs = [], [], [], []
+    targets, jobs, refusals = [], [], []
     for index, (path, root) in enumerate(files):
-        shown_names.append(str(path.relative_to(root)) if root is not None else path.name)
         if output_dir is None:
-            target = path.with_name(f"{path.stem}-k{n_colors}.png")
+            target = default_output(path, options["n_colors"])
         else:
             relative = path.parent.relative_to(root) if root is not None else Path()
             target = output_dir / relative / f"{path.stem}.png"
         targets.append(target)
-        if target in planned:
-            refused = Refused(f"{target}: also the output of {planned[target]}; rename one of the inputs")
+        try:
+            _check_outputs(inputs, [(target, f"the output of {path}")], options["force"], planned)
+        except Refused as refused:
             refusals.append((index, refused))
         else:
-            planned[target] = path
             jobs.append((index, (path, target, options)))
+    return targets, jobs, refusals
+
+
+def _batch(inputs, output_dir, options, recursive, scheduler=None, read_files=()):
+    """Quantize many files: progress bar, one failure never stops the rest, summary table.
+
+    With a dask.distributed ``scheduler`` address, each file is one task on the cluster.
+    ``read_files`` are other files the run reads (a palette), which no output may replace."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+    from rich.text import Text
+
+    files, skipped = _collect(inputs, recursive, output_dir)
+    n_colors = options["n_colors"]
+    shown_names = [str(path.relative_to(root)) if root is not None else path.name for path, root in files]
+    targets, jobs, refusals = _plan(files, output_dir, options, Inputs([*(p for p, _ in files), *read_files]))
     if scheduler is not None:
         from ._distributed import run_on_cluster  # Dask is loaded for a cluster run only
 
@@ -259,7 +350,8 @@ def _batch(inputs, output_dir, options, recursive, scheduler=None):
     n_failed = 0
     err = Console(stderr=True)
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
+        TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err,
     ) as progress:
         task = progress.add_task("quantizing", total=len(files))
         if scheduler is None:
@@ -274,7 +366,8 @@ def _batch(inputs, output_dir, options, recursive, scheduler=None):
                 if isinstance(outcome, MemoryError):
                     outcome = f"{files[index][0]}: not enough memory for this image"
                 n_failed += 1
-                progress.console.print(f"error: {outcome}", style="red", markup=False, highlight=False, soft_wrap=True)
+                message = outcome if isinstance(outcome, str) else _message(outcome)
+                progress.console.print(f"error: {message}", style="red", markup=False, highlight=False, soft_wrap=True)
                 rows[index] = (shown, "failed", "", "", "", "", "", "")
             else:
                 colours, mse, psnr, delta_e, seconds = outcome
@@ -283,15 +376,15 @@ def _batch(inputs, output_dir, options, recursive, scheduler=None):
                     shown, "ok", f"{colours}", f"{mse:.2f}", f"{psnr:.2f}", delta_e, f"{seconds:.2f}", str(targets[index])
                 )
             progress.advance(task)
-    for path in skipped:
-        rows.append((path.name, "skipped: not an image", "", "", "", "", "", ""))
+    for path, why in skipped:
+        rows.append((path.name, why, "", "", "", "", "", ""))
     table = Table(title=f"fastkm quantize -k {n_colors}: {len(files) - n_failed} written, {n_failed} failed, "
                   f"{len(skipped)} skipped")
     for column in ("input", "status", "colours", "MSE", "PSNR dB", "ΔE", "seconds"):
         table.add_column(column, no_wrap=True)
     table.add_column("output", overflow="fold")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))  # names printed as they are, never as markup
     Console(width=max(120, Console().width)).print(table)
     if n_failed or not files:
         if not files:
@@ -299,7 +392,7 @@ def _batch(inputs, output_dir, options, recursive, scheduler=None):
         raise typer.Exit(1)
 
 
-def _fit_shared(inputs, options, recursive):
+def _fit_shared(inputs, options, recursive, output_dir=None):
     """Fit one palette over every readable input (with a progress bar) into options["palette"].
 
     Unreadable files are left out here; the batch that follows reports them.
@@ -307,7 +400,7 @@ def _fit_shared(inputs, options, recursive):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    files = [path for path, _ in _collect(inputs, recursive)[0]]
+    files = [path for path, _ in _collect(inputs, recursive, output_dir)[0]]
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=Console(stderr=True),
@@ -318,7 +411,7 @@ def _fit_shared(inputs, options, recursive):
             for path in files:
                 try:
                     yield read_image(path, max_pixels=options["max_pixels"])
-                except ImageReadError:
+                except (ImageReadError, OSError):
                     pass
                 finally:
                     progress.advance(task)
@@ -331,6 +424,35 @@ def _fit_shared(inputs, options, recursive):
             sample_size=options["sample_size"],
         )
     _note(f"shared palette: {_count(options['palette'].shape[0], 'colour')} fitted over {_count(len(files), 'input')}")
+    return files
+
+
+def _output_of_one(input_path, output, n_colors):
+    """The output file of a single input: -o as given, or inside -o when that is a folder
+    (it exists, or ends with a slash), or INPUT-k<N>.png beside the input."""
+    if output is None:
+        return default_output(input_path, n_colors)
+    if output.endswith(("/", os.sep)) or os.path.isdir(output):
+        return Path(output) / f"{input_path.stem}.png"
+    return Path(output)
+
+
+def _batch_folder(output):
+    """The output folder of a batch from -o (None: beside each input); a usage error for
+    what looks like a file name."""
+    if output is None:
+        return None
+    folder = Path(output)
+    if os.path.lexists(folder) and not os.path.isdir(folder):
+        raise typer.BadParameter(f"{output}: is a file; with several inputs or a folder, -o names an output folder",
+                                 param_hint="'-o'")
+    looks_like_a_file = folder.suffix.lower() in IMAGE_SUFFIXES | set(PALETTE_SUFFIXES)
+    if looks_like_a_file and not output.endswith(("/", os.sep)) and not os.path.isdir(folder):
+        raise typer.BadParameter(
+            f"{output}: with several inputs or a folder, -o names an output folder (end it with a slash "
+            "to make a folder of that name)", param_hint="'-o'"
+        )
+    return folder
 
 
 @app.command("quantize")
@@ -338,12 +460,12 @@ def quantize_command(
     inputs: List[Path] = typer.Argument(
         ..., metavar="INPUT...", help="Images or folders to quantize (JPEG, PNG, TIFF, WebP, BMP, GIF...)."
     ),
-    output: Optional[Path] = typer.Option(
+    output: Optional[str] = typer.Option(
         None,
         "-o",
         "--output",
-        help="Output file (one input; .png/.gif/.bmp/.tif are indexed) or folder (several inputs or a folder). "
-        "Default: INPUT-k<N>.png beside each input.",
+        help="Output file (one input; .png/.gif/.bmp/.tif are indexed) or folder (several inputs or a folder; "
+        "with one input, an existing folder or a name ending in a slash). Default: INPUT-k<N>.png beside each input.",
     ),
     n_colors: int = N_COLORS_OPTION,
     seed: int = SEED_OPTION,
@@ -362,7 +484,7 @@ def quantize_command(
     dither_strength: float = DITHER_STRENGTH_OPTION,
     space: Space = SPACE_OPTION,
     min_psnr: Optional[float] = typer.Option(
-        None, "--psnr", min=0.001,
+        None, "--psnr", min=0.001, callback=_finite,
         help="Target quality in dB: the fewest colours, up to -k, that reach it (fails if -k colours cannot).",
     ),
     shared: bool = typer.Option(
@@ -393,35 +515,39 @@ def quantize_command(
             options["palette"] = read_palette(palette_file)
         except ImageReadError as error:
             _fail(str(error))
-    if save_palette is not None and save_palette.suffix.lower() not in (".gpl", ".json"):
+    read_files = [palette_file] if palette_file is not None else []
+    if save_palette is not None and save_palette.suffix.lower() not in PALETTE_SUFFIXES:
         raise typer.BadParameter(f"{save_palette}: use a .gpl or .json file name", param_hint="'--save-palette'")
     batch = len(inputs) > 1 or inputs[0].is_dir()
     if batch:
         if save_palette is not None and not shared:
             raise typer.BadParameter("saves the palette of one input, or with --shared-palette",
                                      param_hint="'--save-palette'")
-        if output is not None and output.suffix and not output.is_dir():
-            raise typer.BadParameter(
-                f"{output}: with several inputs or a folder, -o names an output folder", param_hint="'-o'"
-            )
+        output_dir = _batch_folder(output)
         _check_colours_fit(Path("output.png"), n_colors)  # batch outputs are PNGs
     elif scheduler is not None:
         raise typer.BadParameter("sends a batch (several inputs or a folder) to a cluster", param_hint="'--scheduler'")
     if shared:
-        _run(lambda: _fit_shared(inputs, options, recursive))
-        if save_palette is not None:
-            _run(lambda: write_palette(save_palette, options["palette"]))
-            options["save_palette"] = None
+        output_dir = _batch_folder(output) if batch else None
+
+        def fit_and_save():
+            files = _fit_shared(inputs, options, recursive, output_dir)
+            if save_palette is not None:
+                _check_outputs(Inputs([*files, *read_files]), [(save_palette, "the palette output")], force)
+                write_palette(save_palette, options["palette"], replace=force)
+
+        _run(fit_and_save)
+        options["save_palette"] = None
     if batch:
-        _batch(inputs, output, options, recursive, scheduler)
+        _batch(inputs, output_dir, options, recursive, scheduler, read_files)
         return
 
     input_path = inputs[0]
-    output_path = output if output is not None else input_path.with_name(f"{input_path.stem}-k{n_colors}.png")
+    output_path = _output_of_one(input_path, output, n_colors)
 
     def body():
         _check_colours_fit(output_path, n_colors)
-        result, seconds = _quantize_to(input_path, output_path, options)
+        result, seconds = _quantize_to(input_path, output_path, options, inputs=Inputs([input_path, *read_files]))
         height, width = result.labels.shape
         note = ""
         if palette_file is None and result.n_distinct <= n_colors:
@@ -457,8 +583,9 @@ def compare_command(
 
     def body():
         output_kind(output)  # an unknown figure format fails now, not after the work
-        _check_output(input_path, output, force)
-        image, result, seconds = _quantize_file(input_path, options)
+        _check_outputs(Inputs([input_path]), [(output, "the figure")], force)
+        image = _read_input(input_path, options)
+        result, seconds = _fit(image, options)
         height, width = result.labels.shape
         how = ", ".join([f"k = {result.n_colors}"] + (["OKLab"] if space is Space.oklab else [])
                         + (["dithered"] if dither else []))
@@ -471,15 +598,43 @@ def compare_command(
         from .figure import side_by_side  # Pillow's drawing modules: only this command needs them
 
         figure = side_by_side([image, result.image], captions, max_side=max_side)
-        write_image(output, figure)
+        write_image(output, figure, replace=force)
         typer.echo(f"{input_path.name}: k = {result.n_colors}, PSNR {result.psnr:.2f} dB, {seconds:.2f} s -> {output}")
 
     _run(body)
 
 
+class _Signalled(BaseException):
+    """A stop signal, raised where the program is so that the same cleanup as for
+    Ctrl-C runs (temporary files removed); a BaseException, which no handler of
+    errors catches."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+# Signals that stop a run cleanly; the exit code is 128 + the signal's number (130 for
+# SIGINT, 129 for SIGHUP, 143 for SIGTERM), as a shell reports a process they killed.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def _stop(signum, frame):
+    for each in STOP_SIGNALS:  # a second signal must not cut the cleanup short
+        signal.signal(each, signal.SIG_IGN)
+    raise _Signalled(signum)
+
+
 def run():
     """Console-script entry point."""
-    app(prog_name="fastkm")
+    for each in STOP_SIGNALS:
+        signal.signal(each, _stop)
+    try:
+        app(prog_name="fastkm")
+    except _Signalled as stopped:
+        name = signal.Signals(stopped.signum).name
+        sys.stderr.write(f"error: stopped by {name}; files already written are complete, no partial file is left\n")
+        sys.exit(128 + stopped.signum)
 
 
 if __name__ == "__main__":  # python -m fastkm.cli

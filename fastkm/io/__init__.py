@@ -10,9 +10,9 @@ outputs), ``palettes`` (palette files), ``atomic`` (temporary file and rename).
 """
 
 # ruff: noqa: F401
-from .atomic import ImageWriteError, _atomic_save
-from .palettes import PALETTE_SUFFIXES, read_palette, write_palette
-from .read import DEFAULT_MAX_PIXELS, ImageReadError, frame_count, read_image
+from .atomic import ImageWriteError, OutputExistsError, Outputs, _atomic_save
+from .palettes import PALETTE_SUFFIXES, palette_capacity_error, read_palette, write_palette
+from .read import DEFAULT_MAX_PIXELS, ImageReadError, ImageReadWarning, frame_count, read_image
 from .write import (
     INDEXED_SUFFIXES,
     MAX_INDEXED_COLORS,

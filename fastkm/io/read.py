@@ -1,5 +1,7 @@
 """Reading image files into uint8 arrays (imageio with Pillow underneath)."""
 
+import stat
+import warnings
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -18,6 +20,10 @@ _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
 
 class ImageReadError(ValueError):
     """An input file could not be read as an image; the message says why."""
+
+
+class ImageReadWarning(UserWarning):
+    """Something a decoder noticed in a file it could still read (a corrupt EXIF block)."""
 
 
 class _TooLarge(Exception):
@@ -42,47 +48,52 @@ def read_image(path, *, max_pixels=DEFAULT_MAX_PIXELS):
     channel ((H, W, 4) RGBA, (H, W, 2) grey + alpha) when some pixel is not opaque.
 
     The first frame of a multi-frame file is used (``frame_count`` tells how many there
-    are); the EXIF orientation is applied; palette images (their tRNS transparency
-    included), CMYK and other colour modes become RGB or RGBA; 16-bit samples are
-    rounded to 8 bits.
+    are); the EXIF orientation is applied; palette images, CMYK and other colour modes
+    become RGB or RGBA; transparency in a PNG's tRNS chunk (alpha per palette entry, or
+    the colour key of an RGB or grey image) becomes alpha; 16-bit samples are rounded
+    to 8 bits.  What the decoder warns about (a corrupt EXIF block) is warned again
+    in one ImageReadWarning naming the file.
     A file whose header gives more than ``max_pixels`` pixels is refused before any
     pixel is decoded.  Raises ImageReadError with a one-line reason when the file is
     missing, too large, or not an image this function can decode.
     """
     path = Path(path)
-    if not path.exists():
-        raise ImageReadError(f"{path}: no such file")
-    if path.is_dir():
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: no such file") from None
+    except OSError as error:
+        raise ImageReadError(f"{path}: cannot read ({error.strerror or error})") from None
+    if stat.S_ISDIR(status.st_mode):
         raise ImageReadError(f"{path}: is a folder, expected an image file")
-    if path.stat().st_size == 0:
+    if status.st_size == 0:
         raise ImageReadError(f"{path}: file is empty")
     previous_limit = Image.MAX_IMAGE_PIXELS
     try:
         # Our own limit replaces Pillow's (whose warning and error thresholds differ).
         Image.MAX_IMAGE_PIXELS = None
-        with iio.imopen(path, "r", plugin="pillow") as file:
-            shape = file.properties(index=0).shape
-            if len(shape) >= 2 and shape[0] * shape[1] > max_pixels:
-                raise _TooLarge(shape[1], shape[0])
-            mode = file.metadata(index=0, exclude_applied=False).get("mode")
-            if mode in _ALPHA_MODES or (mode == "P" and "transparency" in file.metadata(index=0)):
-                convert = "RGBA" if mode not in ("LA", "La") else "LA"
-            elif mode in _GREY_MODES or mode == "RGB":
-                convert = None
-            else:
-                convert = "RGB"
-            array = file.read(index=0, mode=convert, rotate=True)
+        with warnings.catch_warnings(record=True) as noticed:
+            warnings.simplefilter("always")
+            array = _decode(path, max_pixels)
     except _TooLarge as error:
         width, height = error.args
         raise ImageReadError(
-            f"{path}: {width}x{height} = {width * height / 1e6:.0f} megapixels exceeds the limit of "
-            f"{max_pixels / 1e6:.0f} megapixels; raise it with --max-pixels if you trust the file"
+            f"{path}: {width}x{height} = {_pixels(width * height)} exceeds the limit of {_pixels(max_pixels)}; "
+            "raise it with --max-pixels if you trust the file"
         ) from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ImageReadError(f"{path}: cannot decode as an image ({reason})") from None
+    except MemoryError:
+        raise
+    except OSError as error:
+        if error.errno is not None and error.strerror:  # the file system's, not a decoder's
+            raise ImageReadError(f"{path}: cannot read ({error.strerror})") from None
+        raise ImageReadError(f"{path}: cannot decode as an image ({_first_line(error)})") from None
+    except Exception as error:  # decoders raise anything (RuntimeError, struct.error...) on bad data
+        raise ImageReadError(f"{path}: cannot decode as an image ({_first_line(error)})") from None
     finally:
         Image.MAX_IMAGE_PIXELS = previous_limit
+    if noticed:  # one warning per file, however many the decoder gave
+        messages = dict.fromkeys(_first_line(warning.message).strip().rstrip(".") for warning in noticed)
+        warnings.warn(f"{path}: {'; '.join(messages)}", ImageReadWarning, stacklevel=2)
     array = _to_uint8(np.asarray(array), path)
     if array.ndim == 3 and array.shape[2] in (2, 4) and np.all(array[..., -1] == 255):
         array = array[..., :-1]  # an alpha channel that is opaque everywhere says nothing
@@ -93,10 +104,42 @@ def read_image(path, *, max_pixels=DEFAULT_MAX_PIXELS):
     return np.ascontiguousarray(array)
 
 
+def _pixels(n_pixels):
+    """'200 megapixels', '1.5 megapixels', '768 pixels': exact, never '0 megapixels'."""
+    return f"{n_pixels / 1e6:g} megapixels" if n_pixels >= 1_000_000 else f"{n_pixels:,} pixels"
+
+
+def _first_line(error):
+    text = str(error)
+    return text.splitlines()[0] if text.strip() else type(error).__name__
+
+
+def _decode(path, max_pixels):
+    """The first frame of path as an array, converted as read_image describes."""
+    with iio.imopen(path, "r", plugin="pillow") as file:
+        shape = file.properties(index=0).shape
+        if len(shape) >= 2 and shape[0] * shape[1] > max_pixels:
+            raise _TooLarge(shape[1], shape[0])
+        metadata = file.metadata(index=0, exclude_applied=False)
+        mode = metadata.get("mode")
+        keyed = "transparency" in metadata  # P: tRNS alpha per entry; RGB, L: a colour key
+        if mode in _ALPHA_MODES or (keyed and mode in ("P", "RGB")):
+            convert = "RGBA" if mode not in ("LA", "La") else "LA"
+        elif keyed and mode == "L":
+            convert = "LA"
+        elif mode in _GREY_MODES or mode == "RGB":
+            convert = None
+        else:
+            convert = "RGB"
+        return file.read(index=0, mode=convert, rotate=True)
+
+
 def frame_count(path):
     """How many frames (pages, animation frames) an image file holds; 1 when unknown."""
     try:
-        with Image.open(path) as image:
-            return int(getattr(image, "n_frames", 1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # read_image has told them
+            with Image.open(path) as image:
+                return int(getattr(image, "n_frames", 1))
     except Exception:  # only a hint for a message: read_image reports real problems
         return 1

@@ -38,6 +38,19 @@ def output_kind(path):
 
 
 
+# The PNG "Software" text every indexed PNG fastkm writes carries: how a later run over
+# the folder recognises its own earlier outputs (paths.earlier_output_of).
+SOFTWARE = "fastkm"
+
+
+def _software_note():
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("Software", SOFTWARE)
+    return info
+
+
 def _palette_image(palette, labels):
     """A Pillow 'P' image from palette (m, C) uint8, C in 1..4 (alpha last for 2 and 4),
     and labels (H, W) uint8; a palette with alpha becomes an RGBA palette (PNG: tRNS)."""
@@ -69,7 +82,7 @@ def alpha_capacity_error(path, palette):
     return None
 
 
-def write_quantized(path, palette, labels, *, optimize=False):
+def write_quantized(path, palette, labels, *, optimize=False, replace=True, outputs=None):
     """Write a quantized image: palette (m, C) uint8 with C in 1..4 (alpha last for 2 and
     4, straight), labels (H, W).
 
@@ -78,6 +91,10 @@ def write_quantized(path, palette, labels, *, optimize=False):
     transparent index); WebP (lossless) and JPEG store palette[labels], and so does TIFF
     for a palette with alpha.  ``optimize`` spends more time on PNG compression for a
     smaller file.  Transparency that the format cannot hold raises ImageWriteError.
+
+    The file is written atomically; an existing file is replaced only with ``replace``
+    (else OutputExistsError).  With ``outputs`` (an ``Outputs``) the file is only
+    staged, and appears when ``outputs.publish()`` publishes it with the others.
     """
     kind = output_kind(path)
     suffix = Path(path).suffix.lower()
@@ -98,9 +115,12 @@ def write_quantized(path, palette, labels, *, optimize=False):
             # Level 3: measured on a 12 MP photo, half the time of zlib's default level 6 for
             # files 4-10 % larger; --optimize (level 9 and Pillow's optimizer) for the smallest.
             options = {"optimize": True} if optimize else {"compress_level": 3}
+            options["pnginfo"] = _software_note()
         elif file_format == "GIF" and has_alpha(palette):
             options = {"transparency": int(np.flatnonzero(palette[:, -1] == 0)[0])}
-        _atomic_save(path, lambda temporary: image.save(temporary, format=file_format, **options))
+
+        def save(temporary):
+            image.save(temporary, format=file_format, **options)
     else:
         if palette.shape[1] == 2:  # grey + alpha: written as RGBA, which every format here takes
             palette = np.concatenate([np.repeat(palette[:, :1], 3, axis=1), palette[:, 1:]], axis=1)
@@ -109,12 +129,16 @@ def write_quantized(path, palette, labels, *, optimize=False):
             quantized = quantized[:, :, 0]
         file_format = RGB_SUFFIXES.get(suffix, INDEXED_SUFFIXES.get(suffix))
         options = {"lossless": True} if file_format == "WEBP" else {"quality": 95} if file_format == "JPEG" else {}
-        _atomic_save(
-            path, lambda temporary: iio.imwrite(temporary, quantized, extension=suffix, plugin="pillow", **options)
-        )
+
+        def save(temporary):
+            iio.imwrite(temporary, quantized, extension=suffix, plugin="pillow", **options)
+    _atomic_save(path, save, replace=replace, outputs=outputs)
 
 
-def write_image(path, image):
-    """Write an (H, W) or (H, W, 3) uint8 image atomically; the format follows the suffix."""
+def write_image(path, image, *, replace=True):
+    """Write an (H, W) or (H, W, 3) uint8 image atomically; the format follows the suffix.
+    An existing file is replaced only with ``replace`` (else OutputExistsError)."""
     suffix = Path(path).suffix.lower()
-    _atomic_save(path, lambda temporary: iio.imwrite(temporary, image, extension=suffix, plugin="pillow"))
+    _atomic_save(
+        path, lambda temporary: iio.imwrite(temporary, image, extension=suffix, plugin="pillow"), replace=replace
+    )
