@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 import fastkm
 from fastkm import _kmeans, cli, io
-from fastkm.io import atomic, paths
+from fastkm.io import atomic
 
 runner = CliRunner()
 
@@ -172,6 +172,8 @@ def test_image_and_palette_outputs_must_differ(tmp_path):
 
 
 def test_case_insensitive_folders_compare_names_without_case(tmp_path, monkeypatch):
+    from fastkm.io import paths
+
     paths._case_insensitive.cache_clear()
     monkeypatch.setattr(paths, "_case_insensitive", lambda folder: True)
     assert paths.output_key(tmp_path / "Photo.PNG") == paths.output_key(tmp_path / "photo.png")
