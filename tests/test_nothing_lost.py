@@ -628,3 +628,52 @@ def test_large_palettes_allocate_nothing_of_k_squared():
     finally:
         tracemalloc.stop()
     assert peak <= 4 * _kmeans.NEAREST_OTHER_BLOCK * n_centres * 8 < n_centres * n_centres * 8 / 4
+
+
+def test_premultiply_in_blocks_matches_the_whole_array_formula(monkeypatch):
+    from fastkm import _spaces
+
+    monkeypatch.setattr(_spaces, "PREMULTIPLY_BLOCK", 1000)
+    for n_channels in (2, 4):
+        pixels = np.random.default_rng(n_channels).integers(0, 256, (4321, n_channels), dtype=np.uint8)
+        wide = pixels.astype(np.int64)
+        expected = pixels.copy()
+        expected[:, :-1] = (wide[:, :-1] * wide[:, -1:] + 127) // 255
+        np.testing.assert_array_equal(_spaces.premultiply(pixels), expected)
+
+
+@pytest.mark.parametrize("name", ["dup.png", "dup-trns.png", "dup.gif", "rotated.png", "canvas.gif"])
+def test_palette_images_read_as_pillow_converts_them(tmp_path, name):
+    """Palette images are read index by index through a table; the pixels are Pillow's
+    conversion of the whole image (duplicate entries, tRNS, GIF transparency, EXIF
+    rotation, a frame smaller than its canvas)."""
+    rng = np.random.default_rng(0)
+    indexed = Image.frombytes("P", (50, 40), rng.integers(0, 8, 2000, dtype=np.uint8).tobytes())
+    indexed.putpalette([0, 0, 0, 0, 0, 0, 255, 0, 0, 255, 0, 0, 1, 2, 3, 9, 9, 9, 0, 0, 0, 7, 7, 7])
+    path = tmp_path / name
+    if name == "dup-trns.png":
+        indexed.save(path, transparency=bytes([255, 0, 255, 128, 255, 255, 255, 255]))
+    elif name == "dup.gif":
+        indexed.save(path, transparency=1)
+    elif name == "rotated.png":
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        indexed.save(path, exif=exif.tobytes())
+    elif name == "canvas.gif":
+        frame = Image.new("RGBA", (2, 2), (255, 0, 0, 255))
+        frame.putpixel((0, 0), (0, 0, 0, 0))
+        frame.save(path)
+        data = bytearray(path.read_bytes())
+        data[6:10] = bytes([100, 0, 60, 0])  # a 100x60 canvas around the 2x2 frame
+        path.write_bytes(bytes(data))
+    else:
+        indexed.save(path)
+    from PIL import ImageOps
+
+    with Image.open(path) as image:
+        rgba = np.asarray(ImageOps.exif_transpose(image).convert("RGBA"))
+    read = io.read_image(path)
+    if read.shape[2] == 3:
+        assert np.all(rgba[..., 3] == 255)
+        rgba = rgba[..., :3]
+    np.testing.assert_array_equal(read, rgba)
