@@ -507,10 +507,10 @@ class _SwapOdds:
     worst_clusters: np.ndarray  # SPLIT_CHOICES clusters of largest squared error, largest first
 
 
-# Rows of the pairwise distances held at once by nearest_other_centre: (block, k)
-# float64, 8 MB at k = 4096 and 128 MB at k = 65536, where a whole (k, k) matrix would
+# Pairwise distances held at once by nearest_other_centre: rows of k, as many as make
+# this many float64 (16 MB) -- at k = 65536, 32 rows, where a whole (k, k) matrix would
 # take 34 GB.
-NEAREST_OTHER_BLOCK = 256
+NEAREST_OTHER_ELEMENTS = 1 << 21
 
 
 def nearest_other_centre(centres):
@@ -518,13 +518,14 @@ def nearest_other_centre(centres):
     the squared distance (k,) float64 to it (inf for k = 1; the first on ties).
 
     Computed a channel at a time (10x faster at k=256 than a (k, k, d) difference) over
-    NEAREST_OTHER_BLOCK rows at a time, so memory grows with k, not k squared; the
-    numbers are those of the whole matrix."""
+    blocks of NEAREST_OTHER_ELEMENTS distances, so memory grows with k, not k squared;
+    the numbers are those of the whole matrix."""
     n_centres = centres.shape[0]
     nearest = np.zeros(n_centres, dtype=np.int64)
     distance = np.full(n_centres, np.inf)
-    for start in range(0, n_centres, NEAREST_OTHER_BLOCK):
-        stop = min(start + NEAREST_OTHER_BLOCK, n_centres)
+    block = max(1, NEAREST_OTHER_ELEMENTS // max(n_centres, 1))
+    for start in range(0, n_centres, block):
+        stop = min(start + block, n_centres)
         between = np.zeros((stop - start, n_centres))
         for column in centres.T:
             gap = column[start:stop, None] - column[None, :]

@@ -102,9 +102,9 @@ def _check_outputs(inputs, outputs, force, planned=None):
     for output_path, what in outputs:
         clash = inputs.clash(output_path)
         if clash is not None:
-            what = "the input file" if str(clash) == str(output_path) else f"the input file {clash}"
+            which = "the input file" if str(clash) == str(output_path) else f"the input file {clash}"
             raise Refused(
-                f"{output_path}: is {what}; choose another output name (an input is never overwritten, "
+                f"{output_path}: is {which}; choose another output name (an input is never overwritten, "
                 "not even with --force)"
             )
         key = output_key(output_path)
@@ -112,7 +112,7 @@ def _check_outputs(inputs, outputs, force, planned=None):
             raise Refused(f"{output_path}: is also {planned[key]}; give them different names")
         planned[key] = what
         if os.path.isdir(output_path):
-            raise Refused(f"{output_path}: is a folder; give a file name, or end the folder with a slash")
+            raise Refused(f"{output_path}: is a folder; give a file name")
         if (os.path.lexists(output_path) or os.path.lexists(os.path.realpath(output_path))) and not force:
             raise Refused(f"{output_path}: already exists; use --force to replace it")
 

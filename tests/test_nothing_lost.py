@@ -604,7 +604,7 @@ def test_a_stop_signal_mid_batch_removes_partial_files(tmp_path, signum):
 
 @pytest.mark.parametrize("n_centres", [1, 2, 7, 300, 600])
 def test_nearest_other_centre_matches_the_full_matrix(n_centres, monkeypatch):
-    monkeypatch.setattr(_kmeans, "NEAREST_OTHER_BLOCK", 64)
+    monkeypatch.setattr(_kmeans, "NEAREST_OTHER_ELEMENTS", 64 * n_centres)  # blocks of 64 rows
     rng = np.random.default_rng(n_centres)
     centres = rng.integers(0, 6, (n_centres, 3)).astype(np.float64)  # many ties
     full = ((centres[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
@@ -616,7 +616,7 @@ def test_nearest_other_centre_matches_the_full_matrix(n_centres, monkeypatch):
 
 def test_large_palettes_allocate_nothing_of_k_squared():
     """At k = 8192 a (k, k) float64 matrix is 512 MB; the nearest-other search holds a
-    few (block, k) rows at a time."""
+    few blocks of NEAREST_OTHER_ELEMENTS distances at a time."""
     import tracemalloc
 
     n_centres = 8192
@@ -627,7 +627,7 @@ def test_large_palettes_allocate_nothing_of_k_squared():
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak <= 4 * _kmeans.NEAREST_OTHER_BLOCK * n_centres * 8 < n_centres * n_centres * 8 / 4
+    assert peak <= 4 * _kmeans.NEAREST_OTHER_ELEMENTS * 8 < n_centres * n_centres * 8 / 4
 
 
 def test_premultiply_in_blocks_matches_the_whole_array_formula(monkeypatch):
