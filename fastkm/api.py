@@ -2,11 +2,13 @@
 
 import inspect
 import math
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import _kernels, _kmeans, _pipeline, _spaces
+from .io.read import ImageReadError, float_to_uint8, from_pillow
 
 # Pixels in the random sample that seeds and pre-fits the palette before the refinement
 # on the full colour histogram (see bench/README.md for the measurement behind it).
@@ -14,6 +16,10 @@ DEFAULT_SAMPLE_SIZE = 1 << 18
 # k-means++ starts on the sample: None picks them by palette size (_kmeans.default_n_init).
 DEFAULT_N_INIT = None
 MAX_COLORS = 65536
+# KMeans clusters colours: points of up to 4 channels (grey, grey + alpha, RGB, RGBA).
+# Wider uint8 data is refused, since an (H, W) grey image would otherwise be taken
+# as H points of W features without a word.
+MAX_FEATURES = 4
 # From this many points on, KMeans labels its training points through a colour table.
 TABLE_REMAP_MIN_POINTS = 1 << 20
 
@@ -47,15 +53,83 @@ def _check_tol(tol):
 def _check_uint8(dtype, what, convert="np.asarray(x, dtype=np.uint8)"):
     if dtype != np.uint8:
         raise FastkmError(
-            f"{what} has dtype {dtype}, expected uint8; convert 8-bit data with "
-            f"{convert}, or scale other ranges to 0..255 first"
+            f"{what} has dtype {dtype}, expected uint8; convert 0..255 data with {convert}, "
+            "floats in [0, 1] with (x * 255).round().astype(np.uint8), other ranges scaled to 0..255 first"
         )
 
 
+def _is_pillow_image(value):
+    # Checked by name, so that fastkm never imports Pillow for NumPy input.
+    return any(cls.__module__ == "PIL.Image" and cls.__name__ == "Image" for cls in type(value).__mro__)
+
+
+def _refuse_file_name(value, what):
+    if isinstance(value, (str, bytes, os.PathLike)):
+        name = os.fsdecode(value)
+        raise FastkmError(
+            f"{what} is a file name ({name!r}), expected its pixels: "
+            f"pass fastkm.io.read_image({name!r}), which decodes the file"
+        )
+
+
+def _integers_as_uint8(array, what):
+    """uint8 from an integer or bool array whose values all lie in 0..255 (any other
+    integer data is refused: a 16-bit image must be scaled, not cut)."""
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8) * np.uint8(255)
+    if array.dtype == np.uint16:
+        raise FastkmError(
+            f"{what} has dtype uint16, expected uint8: scale 16-bit data to 8 bits with "
+            "((x.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8) (read_image does this for files)"
+        )
+    if np.issubdtype(array.dtype, np.integer):
+        low, high = (int(array.min()), int(array.max())) if array.size else (0, 0)
+        if 0 <= low and high <= 255:
+            return array.astype(np.uint8)
+        raise FastkmError(f"{what} has dtype {array.dtype} with values from {low} to {high}, expected uint8 (0..255)")
+    return None
+
+
 def _as_uint8(array, what):
+    """A uint8 array from uint8 data or integers in 0..255; anything else refused."""
+    _refuse_file_name(array, what)
     array = np.asarray(array)
-    _check_uint8(array.dtype, what)
-    return array
+    converted = _integers_as_uint8(array, what)
+    if converted is None:
+        _check_uint8(array.dtype, what)
+    return converted
+
+
+def _pillow_pixels(image):
+    try:
+        return from_pillow(image)
+    except ImageReadError as error:
+        raise FastkmError(str(error)) from None
+
+
+def _image_as_uint8(image):
+    """An image's pixels as a uint8 array.
+
+    Pillow images are converted as read_image converts files (palette and CMYK to RGB,
+    transparency kept, 16-bit to 8-bit); floats in [0, 1] are scaled to 0..255;
+    integers in 0..255 are taken as they are.  File names and other data are refused
+    with a message that says what to pass.
+    """
+    _refuse_file_name(image, "image")
+    if _is_pillow_image(image):
+        return _pillow_pixels(image)
+    array = np.asarray(image)
+    if np.issubdtype(array.dtype, np.floating):
+        try:
+            return float_to_uint8(array, "image")
+        except ImageReadError as error:
+            raise FastkmError(str(error)) from None
+    converted = _integers_as_uint8(array, "image")
+    if converted is None:
+        _check_uint8(array.dtype, "image")
+    return converted
 
 
 def _check_seed(seed):
@@ -80,11 +154,16 @@ def _check_image_shape(shape, *, alpha=False):
 
 
 def _image_pixels(image):
-    """Validate an image and view it as pixels (n, C) uint8, with its (H, W) shape.
+    """Validate an image and view it as pixels (n, C) uint8, with its shape.
 
-    C is 1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA); alpha is always last.
+    C is 1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA); alpha is always last.  The
+    shape is (H, W) for an image, (n,) for a list of pixels (n, 3) or (n, 4).
     """
-    image = _as_uint8(image, "image")
+    image = _image_as_uint8(image)
+    if image.ndim == 2 and image.shape[1] in (3, 4) and image.shape[0] > 0:
+        # A list of RGB or RGBA pixels (image.reshape(-1, 3)), not a grey image 3 or 4
+        # pixels wide: pass that as (H, W, 1).
+        return np.ascontiguousarray(image), (image.shape[0],)
     _check_image_shape(image.shape, alpha=True)
     if image.ndim == 2:
         image = image[:, :, None]
@@ -107,6 +186,7 @@ class QuantizeResult:
              the image has no more than n_colors.  With transparent pixels, entry 0 is
              fully transparent (0, 0, 0, 0) and the others follow by rising alpha.
     labels   (H, W) uint8 when m <= 256, else uint16: palette index of every pixel
+             ((n,) for a list of n pixels)
     mse      mean squared error per channel against the input (float); with alpha, of
              the premultiplied channels (the error seen when composited)
     psnr     10 log10(255^2 / mse) in dB (inf when exact)
@@ -114,7 +194,8 @@ class QuantizeResult:
              its palette colour; None for images with alpha.  Computed on first access.
     n_distinct  number of distinct colours of the fitted pixels
     n_iter   Lloyd iterations run
-    image    (H, W, C) uint8 = palette[labels] ((H, W) for grey input), computed on access
+    image    (H, W, C) uint8 = palette[labels] ((H, W) for grey input, (n, C) for a list
+             of pixels), computed on access
     """
 
     palette: np.ndarray
@@ -140,6 +221,11 @@ class QuantizeResult:
         if callable(self._delta_e):
             self._delta_e = self._delta_e()
         return self._delta_e
+
+
+class NotFittedError(FastkmError, AttributeError):
+    """A KMeans method that needs ``fit`` was called first (a ValueError and an
+    AttributeError, as scikit-learn's NotFittedError)."""
 
 
 class QualityError(FastkmError):
@@ -233,10 +319,15 @@ def quantize(
 ):
     """Reduce an image to ``n_colors`` colours with k-means.
 
-    image       (H, W) grey, (H, W, 2) grey + alpha, (H, W, 3) RGB or (H, W, 4) RGBA,
-                uint8.  With alpha, colours are clustered premultiplied (what shows
-                when composited), and fully transparent pixels share one transparent
-                entry (which counts towards n_colors).
+    image       (H, W) grey, (H, W, 1) grey, (H, W, 2) grey + alpha, (H, W, 3) RGB or
+                (H, W, 4) RGBA; or a list of pixels (n, 3) RGB or (n, 4) RGBA (labels
+                are then (n,)); or a Pillow image (converted as read_image converts
+                files: palette, CMYK and 16-bit modes to RGB or grey, transparency
+                kept).  uint8, integers in 0..255, or floats in [0, 1] (scaled to
+                0..255; other float ranges are refused).  With alpha, colours are
+                clustered premultiplied (what shows when composited), and fully
+                transparent pixels share one transparent entry (which counts towards
+                n_colors).  A file name is refused: read it with fastkm.io.read_image.
     n_colors    palette size, 1..65536 (an image with fewer distinct colours gets
                 exactly its own colours); with ``min_psnr``, the most colours allowed
     palette     optional (m, C) uint8 palette to map the image onto instead of fitting
@@ -244,6 +335,7 @@ def quantize(
     seed        seed of NumPy's random generator: the same seed gives the same result,
                 for any number of threads
     dither      Floyd-Steinberg error diffusion strength, 0 (off) to 1 (full), or True
+                (images only: a list of pixels has no neighbours)
     space       "rgb": k-means on the stored sRGB values (minimises MSE); "oklab":
                 k-means on OKLab, a perceptual space (minimises ΔE; no alpha)
     min_psnr    target PSNR in dB: use the fewest colours, up to n_colors, that reach it
@@ -257,7 +349,7 @@ def quantize(
                 centre-shift tolerance relative to the pixels' variance
     returns     QuantizeResult (palette, labels, image, mse, psnr, delta_e)
     """
-    pixels, (height, width) = _image_pixels(image)
+    pixels, shape = _image_pixels(image)
     n_channels = pixels.shape[1]
     alpha = n_channels in (2, 4)
     n_colors = _check_n_colors(n_colors)
@@ -267,6 +359,10 @@ def quantize(
     max_iter = _check_positive_int(max_iter, "max_iter")
     tol = _check_tol(tol)
     dither = _check_dither(dither)
+    if dither > 0 and len(shape) == 1:
+        raise FastkmError(
+            f"dither needs the pixels' places in the image: pass the (H, W, {n_channels}) image, not {pixels.shape} pixels"
+        )
     space = _check_space(space, alpha)
     if palette is not None:
         palette = _check_palette(palette, n_channels)
@@ -298,7 +394,7 @@ def quantize(
 
     labels_dtype = np.uint8 if fitted.palette.shape[0] <= 256 else np.uint16
     if dither > 0:
-        labels = _pipeline.dithered_labels(prepared, fitted, width, dither, labels_dtype)
+        labels = _pipeline.dithered_labels(prepared, fitted, shape[1], dither, labels_dtype)
         squared_error = _pipeline.pixel_squared_error(prepared, fitted.palette, labels)
 
         def delta_e():
@@ -312,10 +408,10 @@ def quantize(
     palette_out = fitted.palette
     if opaque_alpha:
         palette_out = np.concatenate([palette_out, np.full((palette_out.shape[0], 1), 255, np.uint8)], axis=1)
-    mse = squared_error / (height * width * n_channels)
+    mse = squared_error / (math.prod(shape) * n_channels)
     return QuantizeResult(
         palette=palette_out,
-        labels=labels.reshape(height, width),
+        labels=labels.reshape(shape),
         mse=mse,
         psnr=psnr_from_mse(mse),
         n_distinct=int(prepared.colours.shape[0]),
@@ -397,12 +493,14 @@ class KMeans:
       inertia_         float, sum of (weighted) squared distances to the nearest centre
       n_iter_          int, Lloyd iterations run
 
-    ``X`` is (n, d) uint8, or an image (H, W, C) uint8, taken as (H*W, C) pixels.
+    ``X`` is (n, d) uint8 with d <= 4 (integers in 0..255 are accepted too), or an
+    image (H, W, C) uint8 or Pillow image, taken as (H*W, C) pixels.  A grey image
+    (H, W) must be passed as X.reshape(-1, 1): wider X is refused.
     Without sample weights, identical points are merged (weighted by multiplicity) for
     d <= 3, which leaves the objective unchanged and makes photos far cheaper to fit.
     """
 
-    def __init__(self, n_clusters=8, *, init="k-means++", n_init=1, max_iter=300, tol=1e-4, random_state=None):
+    def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300, tol=1e-4, random_state=None):
         self.n_clusters = n_clusters
         self.init = init
         self.n_init = n_init
@@ -426,33 +524,72 @@ class KMeans:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"KMeans({params})"
 
+    # scikit-learn's estimator protocol, written out so that scikit-learn stays optional:
+    # it asks for these only once it is imported itself.
+    def __sklearn_tags__(self):
+        from sklearn.utils import Tags, TargetTags, TransformerTags
+
+        tags = Tags(estimator_type="clusterer", target_tags=TargetTags(required=False),
+                    transformer_tags=TransformerTags(preserves_dtype=[]))
+        tags.input_tags.positive_only = True  # uint8 points: 0..255
+        return tags
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "cluster_centers_")
+
     @staticmethod
     def _points(X):
-        X = _as_uint8(X, "X")
+        X = _pillow_pixels(X) if _is_pillow_image(X) else _as_uint8(X, "X")
         if X.ndim == 3:
             X = X.reshape(-1, X.shape[2])
         if X.ndim != 2:
             raise FastkmError(f"X has shape {X.shape}, expected (n_samples, n_features) or (H, W, C)")
+        if X.shape[1] > MAX_FEATURES:
+            # Most likely a grey image (H, W), whose rows would be taken as points.
+            raise FastkmError(
+                f"X has shape {X.shape}: {X.shape[1]} features per point, expected at most {MAX_FEATURES} "
+                "(colour channels); a grey image (H, W) is X.reshape(-1, 1), an image (H, W, C) can be passed as "
+                "it is; for other data use sklearn.cluster.KMeans"
+            )
         if X.shape[0] == 0 or X.shape[1] == 0:
             raise FastkmError(f"X has shape {X.shape}: it holds no data")
         return np.ascontiguousarray(X)
 
     def _check_fitted(self, X):
         if not hasattr(self, "cluster_centers_"):
-            raise FastkmError("this KMeans instance is not fitted yet; call fit(X) first")
+            raise NotFittedError("this KMeans instance is not fitted yet; call fit(X) first")
         if X.shape[1] != self.cluster_centers_.shape[1]:
             raise FastkmError(
-                f"X has {X.shape[1]} features, but KMeans was fitted with {self.cluster_centers_.shape[1]}"
+                f"X has {X.shape[1]} features, but KMeans is expecting {self.cluster_centers_.shape[1]} features as input"
             )
+
+    def _init_and_n_init(self, n_clusters, n_features):
+        """(initial centres or None, number of starts), as scikit-learn reads init and
+        n_init: 'auto' is 10 starts for init='random', else 1; an array is one start."""
+        init = self.init
+        if isinstance(init, str):
+            if init not in ("k-means++", "random"):
+                raise FastkmError(f"init={init!r} must be 'k-means++', 'random' or an array (n_clusters, n_features)")
+            if isinstance(self.n_init, str) and self.n_init == "auto":
+                return None, 10 if init == "random" else 1
+            return None, _check_positive_int(self.n_init, "n_init")
+        if not (isinstance(self.n_init, str) and self.n_init == "auto"):
+            _check_positive_int(self.n_init, "n_init")
+        centres = np.asarray(init, dtype=np.float64)
+        if centres.shape != (n_clusters, n_features):
+            raise FastkmError(f"init has shape {centres.shape}, expected {(n_clusters, n_features)}")
+        if not np.all(np.isfinite(centres)):
+            raise FastkmError("init holds NaN or infinite values")
+        return centres, 1
 
     def fit(self, X, y=None, sample_weight=None):
         """Fit on X (n, d) uint8 with optional non-negative sample_weight (n,)."""
         X = self._points(X)
         n_clusters = _check_n_colors(self.n_clusters, "n_clusters")
         max_iter = _check_positive_int(self.max_iter, "max_iter")
-        n_init = _check_positive_int(self.n_init, "n_init")
         tol = _check_tol(self.tol)
         n_points, n_features = X.shape
+        init_centres, n_init = self._init_and_n_init(n_clusters, n_features)
         if n_points < n_clusters:
             raise FastkmError(f"n_samples={n_points} should be >= n_clusters={n_clusters}")
         if isinstance(self.random_state, np.random.RandomState):
@@ -477,24 +614,23 @@ class KMeans:
                 raise FastkmError("sample_weight sums to zero: at least one point needs a positive weight")
             points, merged = X, False
 
-        if isinstance(self.init, str):
-            if self.init != "k-means++":
-                raise FastkmError(f"init={self.init!r} must be 'k-means++' or an array (n_clusters, n_features)")
-            init_centres = None
-        else:
-            init_centres = np.asarray(self.init, dtype=np.float64)
-            if init_centres.shape != (n_clusters, n_features):
-                raise FastkmError(f"init has shape {init_centres.shape}, expected {(n_clusters, n_features)}")
-
         tol_abs = _kmeans.tolerance(points, weights, tol)
         point_set = _kmeans.PointSet(points, weights, n_clusters)
-        if init_centres is None:
-            best = _kmeans.best_of_inits(point_set, n_clusters, rng, n_init=n_init, max_iter=max_iter, tol_abs=tol_abs)
-        else:
+        if init_centres is not None:
             best = point_set.lloyd(init_centres, max_iter=max_iter, tol_abs=tol_abs)
+        elif self.init == "random":
+            best = None
+            for _ in range(n_init):
+                centres = _kmeans.random_centres(point_set.points, point_set.weights, n_clusters, rng)
+                run = point_set.lloyd(centres, max_iter=max_iter, tol_abs=tol_abs, overrelax=True)
+                if best is None or run.inertia < best.inertia:
+                    best = run
+        else:
+            best = _kmeans.best_of_inits(point_set, n_clusters, rng, n_init=n_init, max_iter=max_iter, tol_abs=tol_abs)
 
         best.labels = point_set.original_order(best.labels)
         self.cluster_centers_ = best.centres
+        self.n_features_in_ = n_features
         self.inertia_ = best.inertia
         self.n_iter_ = best.n_iter
         if not merged:

@@ -108,7 +108,7 @@ def test_quantize_hand_computed_case():
 @pytest.mark.parametrize(
     "image, kwargs, message",
     [
-        (np.zeros((4, 4, 3), np.float32), {}, "dtype float32, expected uint8"),
+        (np.full((4, 4, 3), 2, np.float32), {}, "float pixels range from 2 to 2; floats must lie in"),
         (np.zeros((4, 4, 3), np.uint16), {}, "dtype uint16, expected uint8"),
         (np.zeros((4, 4, 5), np.uint8), {}, "expected (H, W) grey, (H, W, 2) grey"),
         (np.zeros((0, 4, 3), np.uint8), {}, "holds no pixels"),
@@ -203,12 +203,14 @@ def test_kmeans_params_follow_sklearn_conventions():
         fastkm.KMeans(2).fit(np.zeros((3, 3), np.uint8), sample_weight=[1, -1, 1])
 
 
-def test_kmeans_more_than_three_features():
+def test_kmeans_four_features_and_no_more():
     rng = np.random.default_rng(4)
-    X = rng.integers(0, 4, size=(500, 5), dtype=np.uint8) * np.uint8(60)
+    X = rng.integers(0, 4, size=(500, 4), dtype=np.uint8) * np.uint8(60)
     model = fastkm.KMeans(n_clusters=6, random_state=0).fit(X)
-    assert model.cluster_centers_.shape == (6, 5)
+    assert model.cluster_centers_.shape == (6, 4)
     np.testing.assert_array_equal(model.labels_, model.predict(X))
+    with pytest.raises(fastkm.FastkmError, match="5 features per point, expected at most 4"):
+        fastkm.KMeans(n_clusters=6).fit(np.zeros((500, 5), np.uint8))
 
 
 def test_quantize_accepts_array_likes_such_as_pil_images():

@@ -116,7 +116,7 @@ def test_threaded_scheduler_survives_numba_workqueue_layer(sample_path):
 @pytest.mark.parametrize(
     ("array", "kwargs", "message"),
     [
-        (da.zeros((8, 8, 3), dtype=np.float32), {}, "float32, expected uint8; convert 8-bit data with array.astype"),
+        (da.zeros((8, 8, 3), dtype=np.float32), {}, "float32, expected uint8; convert 0..255 data with array.astype"),
         (da.zeros((8, 8, 4), dtype=np.uint8), {}, "drop an alpha channel"),
         (da.zeros((0, 8, 3), dtype=np.uint8), {}, "it holds no pixels"),
         (da.zeros((8, 8, 3), dtype=np.uint8), {"n_colors": 0}, "n_colors=0 must be between 1 and 65536"),

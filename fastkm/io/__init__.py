@@ -12,7 +12,15 @@ outputs), ``palettes`` (palette files), ``atomic`` (temporary file and rename).
 # ruff: noqa: F401
 from .atomic import ImageWriteError, OutputExistsError, Outputs, _atomic_save
 from .palettes import PALETTE_SUFFIXES, palette_capacity_error, read_palette, write_palette
-from .read import DEFAULT_MAX_PIXELS, ImageReadError, ImageReadWarning, frame_count, read_image
+from .read import (
+    DEFAULT_MAX_PIXELS,
+    ImageReadError,
+    ImageReadWarning,
+    float_to_uint8,
+    frame_count,
+    from_pillow,
+    read_image,
+)
 from .write import (
     INDEXED_SUFFIXES,
     MAX_INDEXED_COLORS,

@@ -31,7 +31,31 @@ class _TooLarge(Exception):
 
 
 
-def _to_uint8(array, path):
+def float_to_uint8(array, source, *, pillow_scale=False):
+    """Floats in [0, 1] (scikit-image's convention) to the nearest 8-bit value.
+
+    With ``pillow_scale`` (Pillow's mode F, whose convert('L') reads 0..255), floats
+    in [0, 255] are rounded as they are when some value is above 1.  Any other range
+    is refused with the conversion that keeps its data.
+    """
+    if not np.isfinite(array).all():
+        raise ImageReadError(f"{source}: float pixels include NaN or infinity; replace them first")
+    low, high = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
+    if 0.0 <= low and high <= 1.0:
+        return np.rint(array * 255.0).astype(np.uint8)
+    if 0.0 <= low and high <= 255.0:
+        if pillow_scale:
+            return np.rint(array).astype(np.uint8)
+        advice = "for values on the 0..255 scale convert with np.clip(np.rint(x), 0, 255).astype(np.uint8)"
+    else:
+        advice = "scale them to [0, 1] first, e.g. (x - x.min()) / (x.max() - x.min())"
+    scales = "[0, 1] or 0..255" if pillow_scale else "[0, 1] (1 = full intensity)"
+    raise ImageReadError(f"{source}: float pixels range from {low:g} to {high:g}; floats must lie in {scales}: {advice}")
+
+
+def _to_uint8(array, source):
+    """8-bit samples from what Pillow decodes: bool (mode 1), 16- or 32-bit integers holding
+    16-bit samples (modes I;16, I), floats in [0, 1] or 0..255 (mode F)."""
     if array.dtype == np.uint8:
         return array
     if array.dtype == np.bool_:
@@ -40,7 +64,52 @@ def _to_uint8(array, path):
         # 16-bit samples: the nearest 8-bit value, 65535 -> 255.
         wide = array.astype(np.uint32)
         return ((wide * 255 + 32767) // 65535).astype(np.uint8)
-    raise ImageReadError(f"{path}: pixel type {array.dtype} is not supported; save it as 8- or 16-bit")
+    if np.issubdtype(array.dtype, np.floating):
+        return float_to_uint8(array, source, pillow_scale=True)
+    raise ImageReadError(f"{source}: pixel type {array.dtype} is not supported; save it as 8- or 16-bit")
+
+
+def _pillow_target_mode(mode, info):
+    """The Pillow mode to convert an image of ``mode`` to before taking its pixels
+    (None: as it is): alpha modes, palettes with transparency and RGB with a colour key
+    to RGBA (LA stays LA, keyed grey becomes LA), grey modes as they are, every other
+    colour mode (P, CMYK, YCbCr...) to RGB."""
+    keyed = "transparency" in info  # P: tRNS alpha per entry; RGB, L: a colour key
+    if mode in _ALPHA_MODES or (keyed and mode in ("P", "RGB")):
+        return "RGBA" if mode not in ("LA", "La") else "LA"
+    if keyed and mode == "L":
+        return "LA"
+    if mode in _GREY_MODES or mode == "RGB":
+        return None
+    return "RGB"
+
+
+def _tidy_channels(array, source):
+    """(H, W) grey or (H, W, 2/3/4) uint8: a one-channel axis dropped, the shape checked."""
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (2, 3, 4)):
+        raise ImageReadError(f"{source}: unexpected image shape {array.shape}")
+    return np.ascontiguousarray(array)
+
+
+def from_pillow(image):
+    """The pixels of a Pillow image as read_image gives them for a file: (H, W) grey,
+    (H, W, 2) grey + alpha, (H, W, 3) RGB or (H, W, 4) RGBA uint8.
+
+    Palette images become their colours (RGBA when they have transparency), CMYK and
+    other colour modes RGB, modes 1, I;16 and I (16-bit samples) grey on 0..255, mode F
+    floats in [0, 1] or 0..255 (other ranges refused).  The alpha channel of an RGBA or LA image is kept even where
+    every pixel is opaque; the EXIF orientation is not applied (the pixels stay where the
+    Pillow image holds them; ``PIL.ImageOps.exif_transpose`` turns them).
+    """
+    source = f"Pillow image in mode {image.mode}"
+    target = _pillow_target_mode(image.mode, image.info)
+    try:
+        converted = image.convert(target) if target else image
+    except (ValueError, OSError) as error:
+        raise ImageReadError(f"{source}: cannot convert it to RGB ({error}); convert it with image.convert('RGB')") from None
+    return _tidy_channels(_to_uint8(np.asarray(converted), source), source)
 
 
 def read_image(path, *, max_pixels=DEFAULT_MAX_PIXELS):
@@ -51,7 +120,8 @@ def read_image(path, *, max_pixels=DEFAULT_MAX_PIXELS):
     are); the EXIF orientation is applied; palette images, CMYK and other colour modes
     become RGB or RGBA; transparency in a PNG's tRNS chunk (alpha per palette entry, or
     the colour key of an RGB or grey image) becomes alpha; 16-bit samples are rounded
-    to 8 bits.  What the decoder warns about (a corrupt EXIF block) is warned again
+    to 8 bits, floats (mode F) in [0, 1] scaled, in 0..255 rounded (other ranges
+    refused).  What the decoder warns about (a corrupt EXIF block) is warned again
     in one ImageReadWarning naming the file.
     A file whose header gives more than ``max_pixels`` pixels is refused before any
     pixel is decoded.  Raises ImageReadError with a one-line reason when the file is
@@ -97,11 +167,7 @@ def read_image(path, *, max_pixels=DEFAULT_MAX_PIXELS):
     array = _to_uint8(np.asarray(array), path)
     if array.ndim == 3 and array.shape[2] in (2, 4) and np.all(array[..., -1] == 255):
         array = array[..., :-1]  # an alpha channel that is opaque everywhere says nothing
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[..., 0]
-    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (2, 3, 4)):
-        raise ImageReadError(f"{path}: unexpected image shape {array.shape}")
-    return np.ascontiguousarray(array)
+    return _tidy_channels(array, path)
 
 
 def _pixels(n_pixels):
@@ -122,15 +188,7 @@ def _decode(path, max_pixels):
             raise _TooLarge(shape[1], shape[0])
         metadata = file.metadata(index=0, exclude_applied=False)
         mode = metadata.get("mode")
-        keyed = "transparency" in metadata  # P: tRNS alpha per entry; RGB, L: a colour key
-        if mode in _ALPHA_MODES or (keyed and mode in ("P", "RGB")):
-            convert = "RGBA" if mode not in ("LA", "La") else "LA"
-        elif keyed and mode == "L":
-            convert = "LA"
-        elif mode in _GREY_MODES or mode == "RGB":
-            convert = None
-        else:
-            convert = "RGB"
+        convert = _pillow_target_mode(mode, metadata)
         if mode == "P":
             return _palette_pixels(path, convert)
         return file.read(index=0, mode=convert, rotate=True)
