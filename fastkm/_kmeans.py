@@ -47,6 +47,17 @@ def seed_centres(points, weights, n_clusters, rng):
     return points[chosen].astype(np.float64)
 
 
+def random_centres(points, weights, n_clusters, rng):
+    """n_clusters of the points (k, d) float64, drawn with probability proportional to
+    their weights (scikit-learn's init='random'); distinct while there are enough points
+    of positive weight."""
+    probabilities = np.asarray(weights, dtype=np.float64)
+    probabilities = probabilities / probabilities.sum()
+    replace = np.count_nonzero(probabilities) < n_clusters
+    chosen = rng.choice(points.shape[0], size=n_clusters, replace=replace, p=probabilities)
+    return points[chosen].astype(np.float64)
+
+
 def tolerance(points, weights, tol):
     """Absolute centre-shift tolerance: tol times the mean per-channel weighted variance."""
     moments = _kernels.weighted_moments(points, weights)

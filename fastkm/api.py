@@ -1,5 +1,6 @@
 """Public Python API: ``quantize`` and the scikit-learn style ``KMeans`` estimator."""
 
+import functools
 import inspect
 import math
 import os
@@ -226,6 +227,21 @@ class QuantizeResult:
 class NotFittedError(FastkmError, AttributeError):
     """A KMeans method that needs ``fit`` was called first (a ValueError and an
     AttributeError, as scikit-learn's NotFittedError)."""
+
+
+@functools.lru_cache(maxsize=None)
+def _not_fitted_class():
+    """NotFittedError, also a subclass of scikit-learn's where that is installed (it is
+    imported only here, when the error is raised)."""
+    try:
+        from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+    except ImportError:
+        return NotFittedError
+    return type("NotFittedError", (NotFittedError, SklearnNotFittedError), {"__module__": __name__})
+
+
+def _not_fitted_error(message):
+    return _not_fitted_class()(message)
 
 
 class QualityError(FastkmError):
@@ -539,6 +555,8 @@ class KMeans:
 
     @staticmethod
     def _points(X):
+        if hasattr(X, "tocsr") and hasattr(X, "nnz"):
+            raise FastkmError("X is a sparse matrix: sparse input is not supported; pass X.toarray()")
         X = _pillow_pixels(X) if _is_pillow_image(X) else _as_uint8(X, "X")
         if X.ndim == 3:
             X = X.reshape(-1, X.shape[2])
@@ -555,10 +573,10 @@ class KMeans:
             raise FastkmError(f"X has shape {X.shape}: it holds no data")
         return np.ascontiguousarray(X)
 
-    def _check_fitted(self, X):
+    def _check_fitted(self, X=None):
         if not hasattr(self, "cluster_centers_"):
-            raise NotFittedError("this KMeans instance is not fitted yet; call fit(X) first")
-        if X.shape[1] != self.cluster_centers_.shape[1]:
+            raise _not_fitted_error("this KMeans instance is not fitted yet; call fit(X) first")
+        if X is not None and X.shape[1] != self.cluster_centers_.shape[1]:
             raise FastkmError(
                 f"X has {X.shape[1]} features, but KMeans is expecting {self.cluster_centers_.shape[1]} features as input"
             )
@@ -649,6 +667,7 @@ class KMeans:
 
     def predict(self, X):
         """Index (n,) int32 of the nearest cluster centre of each point of X (n, d) uint8."""
+        self._check_fitted()
         X = self._points(X)
         self._check_fitted(X)
         labels = np.empty(X.shape[0], dtype=np.int32)
@@ -661,6 +680,7 @@ class KMeans:
 
     def transform(self, X):
         """Euclidean distances (n, n_clusters) float64 from each point to each centre."""
+        self._check_fitted()
         X = self._points(X)
         self._check_fitted(X)
         x = X.astype(np.float64)
