@@ -181,6 +181,20 @@ def map_onto(prepared, palette, *, n_iter=0, point_set=None):
     return Fit(palette, colour_labels, error, n_iter)
 
 
+def palette_counts(prepared, result):
+    """Pixels (m,) int64 that each palette entry of an undithered fit stands for: the
+    histogram's counts summed per colour label (no pass over the pixels); the fully
+    transparent pixels go to entry 0."""
+    n_entries = result.palette.shape[0]
+    counts = np.zeros(n_entries, dtype=np.int64)
+    if result.colour_labels.shape[0]:
+        # float64 sums of integer counts are exact below 2**53 pixels.
+        counts += np.rint(np.bincount(result.colour_labels, weights=prepared.counts, minlength=n_entries)).astype(np.int64)
+    if prepared.reserves_transparent:
+        counts[0] += prepared.pixels.shape[0] - int(np.count_nonzero(prepared.visible))
+    return counts
+
+
 def pixel_labels(prepared, result, labels_dtype):
     """Label (n,) of every pixel: its colour's label, through a table or np.unique's inverse."""
     n_pixels = prepared.pixels.shape[0]

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _kernels, _kmeans, _pipeline, _spaces
-from .io.read import ImageReadError, float_to_uint8, from_pillow
 
 # Pixels in the random sample that seeds and pre-fits the palette before the refinement
 # on the full colour histogram (see bench/README.md for the measurement behind it).
@@ -104,8 +103,20 @@ def _as_uint8(array, what):
 
 
 def _pillow_pixels(image):
+    # fastkm.io (and with it Pillow and imageio) loads only for input that needs it.
+    from .io.read import ImageReadError, from_pillow
+
     try:
         return from_pillow(image)
+    except ImageReadError as error:
+        raise FastkmError(str(error)) from None
+
+
+def _floats_as_uint8(array):
+    from .io.read import ImageReadError, float_to_uint8
+
+    try:
+        return float_to_uint8(array, "image")
     except ImageReadError as error:
         raise FastkmError(str(error)) from None
 
@@ -123,10 +134,7 @@ def _image_as_uint8(image):
         return _pillow_pixels(image)
     array = np.asarray(image)
     if np.issubdtype(array.dtype, np.floating):
-        try:
-            return float_to_uint8(array, "image")
-        except ImageReadError as error:
-            raise FastkmError(str(error)) from None
+        return _floats_as_uint8(array)
     converted = _integers_as_uint8(array, "image")
     if converted is None:
         _check_uint8(array.dtype, "image")
@@ -191,6 +199,9 @@ class QuantizeResult:
     mse      mean squared error per channel against the input (float); with alpha, of
              the premultiplied channels (the error seen when composited)
     psnr     10 log10(255^2 / mse) in dB (inf when exact)
+    counts   (m,) int64 pixels mapped to each entry, shares (m,) float64 the same as
+             fractions summing to 1; computed on first access
+    to_pil() the result as a Pillow image in mode P (palette, transparency)
     delta_e  mean OKLab ΔE (Euclidean OKLab distance, L in 0..1) between every pixel and
              its palette colour; None for images with alpha.  Computed on first access.
     n_distinct  number of distinct colours of the fitted pixels
@@ -207,10 +218,47 @@ class QuantizeResult:
     n_iter: int
     grey: bool = field(default=False, repr=False)
     _delta_e: object = field(default=None, repr=False)
+    _counts: object = field(default=None, repr=False)
 
     @property
     def n_colors(self):
         return self.palette.shape[0]
+
+    @property
+    def counts(self):
+        """Pixels (m,) int64 mapped to each palette entry; they sum to the pixel count."""
+        if callable(self._counts):
+            self._counts = self._counts()
+        elif self._counts is None:
+            self._counts = np.bincount(self.labels.ravel(), minlength=self.n_colors).astype(np.int64)
+        return self._counts
+
+    @property
+    def shares(self):
+        """Share (m,) float64 of the pixels mapped to each palette entry; they sum to 1."""
+        counts = self.counts
+        return counts / max(int(counts.sum()), 1)
+
+    def to_pil(self):
+        """The result as a Pillow image in mode P: the palette (an RGBA palette, which a
+        PNG stores as its tRNS chunk, when there is alpha) and one index per pixel.
+
+        Grey palettes become grey RGB entries.  Needs an image result (labels (H, W))
+        of at most 256 colours; else raises FastkmError.
+        """
+        if self.labels.ndim != 2:
+            raise FastkmError(
+                f"to_pil needs an image, and this result holds a list of {self.labels.shape[0]} pixels; "
+                "quantize the (H, W, C) image instead"
+            )
+        if self.n_colors > 256:
+            raise FastkmError(
+                f"a Pillow palette image holds at most 256 colours and this result has {self.n_colors}; "
+                "use PIL.Image.fromarray(result.image)"
+            )
+        from .io.write import palette_image
+
+        return palette_image(self.palette, self.labels)
 
     @property
     def image(self):
@@ -421,6 +469,9 @@ def quantize(
 
         def delta_e():
             return _pipeline.mean_delta_e(prepared, fitted.palette, result=fitted)
+    # Undithered labels are the histogram's colours' labels: their counts come from the
+    # histogram.  Dithered ones are tallied from the labels on first access.
+    counts = None if dither > 0 else functools.partial(_pipeline.palette_counts, prepared, fitted)
     palette_out = fitted.palette
     if opaque_alpha:
         palette_out = np.concatenate([palette_out, np.full((palette_out.shape[0], 1), 255, np.uint8)], axis=1)
@@ -434,6 +485,7 @@ def quantize(
         n_iter=fitted.n_iter,
         grey=n_channels == 1,
         _delta_e=delta_e,
+        _counts=counts,
     )
 
 

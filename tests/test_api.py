@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import fastkm
+import fastkm.io
 
 from . import reference
 
@@ -252,3 +253,57 @@ def test_quantize_onto_a_given_palette(photo):
         fastkm.quantize(photo[..., 0], palette=palette)
     with pytest.raises(fastkm.FastkmError, match="palette has dtype float64"):
         fastkm.quantize(photo, palette=palette.astype(float))
+
+
+# --- palette shares and Pillow output ------------------------------------------------
+
+
+@pytest.mark.parametrize("case", ["rgb", "grey", "rgba", "dither", "palette", "oklab"])
+def test_counts_and_shares_are_the_labels_tallies(photo, case):
+    image = photo[::2, ::2]
+    kwargs = {}
+    if case == "grey":
+        image = image[..., 1]
+    elif case == "rgba":
+        image = np.dstack([image, np.full(image.shape[:2], 255, np.uint8)])
+        image[:30, :, 3] = 0
+        image[30:60, :, 3] = 100
+    elif case == "dither":
+        kwargs = {"dither": True}
+    elif case == "palette":
+        kwargs = {"palette": np.array([[0, 0, 0], [255, 255, 255], [200, 20, 20]], np.uint8)}
+    elif case == "oklab":
+        kwargs = {"space": "oklab"}
+    result = fastkm.quantize(image, 12, **kwargs)
+    expected = np.bincount(result.labels.ravel(), minlength=result.n_colors)
+    np.testing.assert_array_equal(result.counts, expected)
+    assert result.counts.dtype == np.int64
+    assert result.shares.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(result.shares, expected / result.labels.size)
+    if case == "rgba":
+        assert result.counts[0] == 30 * image.shape[1]  # the transparent entry
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_to_pil_is_a_palette_image_of_the_result(tmp_path, photo, channels):
+    from PIL import Image
+
+    image = photo[::4, ::4]
+    alpha = np.where(np.arange(image.shape[1]) < 20, 0, 255).astype(np.uint8)[None, :].repeat(image.shape[0], 0)
+    image = {1: image[..., 0], 2: np.dstack([image[..., 0], alpha]), 3: image, 4: np.dstack([image, alpha])}[channels]
+    result = fastkm.quantize(image, 16)
+    pil = result.to_pil()
+    assert isinstance(pil, Image.Image) and pil.mode == "P" and pil.size == (image.shape[1], image.shape[0])
+    np.testing.assert_array_equal(np.asarray(pil), result.labels)
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[channels]
+    np.testing.assert_array_equal(np.asarray(pil.convert(mode)), result.image)
+    pil.save(tmp_path / "out.png")  # transparency as the PNG's tRNS chunk
+    with Image.open(tmp_path / "out.png") as reopened:
+        np.testing.assert_array_equal(np.asarray(reopened.convert(mode)), result.image)
+
+
+def test_to_pil_refuses_what_a_palette_image_cannot_hold(photo):
+    with pytest.raises(fastkm.FastkmError, match="at most 256 colours and this result has 300"):
+        fastkm.quantize(photo[:64, :64], 300).to_pil()
+    with pytest.raises(fastkm.FastkmError, match="to_pil needs an image"):
+        fastkm.quantize(photo.reshape(-1, 3), 4).to_pil()

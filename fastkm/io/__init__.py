@@ -29,6 +29,7 @@ from .write import (
     has_alpha,
     indexed_capacity_error,
     output_kind,
+    palette_image,
     write_image,
     write_quantized,
 )

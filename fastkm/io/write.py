@@ -51,7 +51,7 @@ def _software_note():
     return info
 
 
-def _palette_image(palette, labels):
+def palette_image(palette, labels):
     """A Pillow 'P' image from palette (m, C) uint8, C in 1..4 (alpha last for 2 and 4),
     and labels (H, W) uint8; a palette with alpha becomes an RGBA palette (PNG: tRNS)."""
     height, width = labels.shape
@@ -107,7 +107,7 @@ def write_quantized(path, palette, labels, *, optimize=False, replace=True, outp
         reason = indexed_capacity_error(path, palette.shape[0])
         if reason:
             raise ImageWriteError(f"{path}: {reason}")
-        image = _palette_image(palette, labels)
+        image = palette_image(palette, labels)
         file_format = INDEXED_SUFFIXES[suffix]
         options = {}
         if file_format == "PNG":
