@@ -162,14 +162,15 @@ def _check_image_shape(shape, *, alpha=False):
         raise FastkmError(f"image has shape {shape}: it holds no pixels")
 
 
-def _image_pixels(image):
+def _image_pixels(image, pixel_lists=True):
     """Validate an image and view it as pixels (n, C) uint8, with its shape.
 
     C is 1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA); alpha is always last.  The
-    shape is (H, W) for an image, (n,) for a list of pixels (n, 3) or (n, 4).
+    shape is (H, W) for an image, (n,) for a list of pixels (n, 3) or (n, 4) (with
+    ``pixel_lists``; else such an array is a grey image).
     """
     image = _image_as_uint8(image)
-    if image.ndim == 2 and image.shape[1] in (3, 4) and image.shape[0] > 0:
+    if pixel_lists and image.ndim == 2 and image.shape[1] in (3, 4) and image.shape[0] > 0:
         # A list of RGB or RGBA pixels (image.reshape(-1, 3)), not a grey image 3 or 4
         # pixels wide: pass that as (H, W, 1).
         return np.ascontiguousarray(image), (image.shape[0],)
@@ -392,6 +393,8 @@ def quantize(
                 clustered premultiplied (what shows when composited), and fully
                 transparent pixels share one transparent entry (which counts towards
                 n_colors).  A file name is refused: read it with fastkm.io.read_image.
+                A grey image 3 or 4 pixels wide must come as (H, W, 1), since (n, 3)
+                and (n, 4) are lists of pixels.
     n_colors    palette size, 1..65536 (an image with fewer distinct colours gets
                 exactly its own colours); with ``min_psnr``, the most colours allowed
     palette     optional (m, C) uint8 palette to map the image onto instead of fitting
@@ -529,7 +532,7 @@ def shared_palette(
     rng = np.random.default_rng(seed)
     histograms = []
     for index, image in enumerate(images):
-        pixels, _ = _image_pixels(image)
+        pixels, _ = _image_pixels(image, pixel_lists=False)
         if pixels.shape[1] in (2, 4):
             raise FastkmError(f"image {index} has alpha: shared palettes of images with transparency are not supported yet")
         if sample_size is not None and pixels.shape[0] > sample_size:

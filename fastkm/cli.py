@@ -138,8 +138,10 @@ def _fit(image, options, echo=_note):
     if not _kernels.kernels_cached():
         echo("Compiling fastkm's kernels (first run only; they are cached for next time)...")
     start = time.perf_counter()
+    # As (H, W, 1): a grey image 3 or 4 pixels wide is not a list of RGB(A) pixels.
     result = quantize(
-        image, options["n_colors"], palette=options.get("palette"), seed=options["seed"],
+        image[:, :, None] if image.ndim == 2 else image, options["n_colors"], palette=options.get("palette"),
+        seed=options["seed"],
         sample_size=options["sample_size"], dither=options["dither"], space=options["space"],
         min_psnr=options.get("min_psnr"),
     )
@@ -574,6 +576,9 @@ def compare_command(
     dither: bool = DITHER_OPTION,
     dither_strength: float = DITHER_STRENGTH_OPTION,
     space: Space = SPACE_OPTION,
+    strip: bool = typer.Option(
+        False, "--palette-strip", help="Draw the palette under the images, each colour as wide as its share."
+    ),
 ):
     """Write a figure: INPUT and its N-colour version side by side, with captions."""
     options = {
@@ -597,9 +602,87 @@ def compare_command(
         )
         from .figure import side_by_side  # Pillow's drawing modules: only this command needs them
 
-        figure = side_by_side([image, result.image], captions, max_side=max_side)
+        palette_shares = _dominant_colours(result)[:2] if strip else None
+        figure = side_by_side([image, result.image], captions, max_side=max_side, strip=palette_shares)
         write_image(output, figure, replace=force)
         typer.echo(f"{input_path.name}: k = {result.n_colors}, PSNR {result.psnr:.2f} dB, {seconds:.2f} s -> {output}")
+
+    _run(body)
+
+
+def _dominant_colours(result):
+    """The visible palette entries (m, C) uint8 sorted by falling share, their shares
+    (m,) of the visible pixels (summing to 1), and the fully transparent pixels left out."""
+    palette, counts = result.palette, result.counts
+    n_transparent = 0
+    if palette.shape[1] in (2, 4):
+        transparent = palette[:, -1] == 0
+        n_transparent = int(counts[transparent].sum())
+        palette, counts = palette[~transparent], counts[~transparent]
+    order = np.argsort(-counts, kind="stable")
+    palette, counts = palette[order], counts[order]
+    return palette, counts / max(int(counts.sum()), 1), n_transparent
+
+
+def _colour_fields(entry):
+    """(hex code, [r, g, b], alpha or None) of a palette entry of 1 to 4 channels."""
+    rgb = [int(v) for v in (entry[:3] if entry.shape[0] >= 3 else np.repeat(entry[:1], 3))]
+    alpha = int(entry[-1]) if entry.shape[0] in (2, 4) else None
+    code = "#" + "".join(f"{v:02x}" for v in rgb) + (f"{alpha:02x}" if alpha is not None and alpha < 255 else "")
+    return code, rgb, alpha
+
+
+@app.command("palette")
+def palette_command(
+    input_path: Path = typer.Argument(..., metavar="IMAGE", help="Image whose dominant colours to list."),
+    n_colors: int = typer.Option(5, "-k", "--colors", min=1, max=256, help="Number of colours to find."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print JSON: a list of {hex, rgb, share} by falling share; shares are fractions summing to 1."
+    ),
+    swatch: Optional[Path] = typer.Option(
+        None, "-o", "--output", help="Also write a swatch strip (.png, .webp...): each colour as wide as its share."
+    ),
+    force: bool = typer.Option(False, "--force", "-f", help="Replace an existing swatch file (never the input)."),
+    seed: int = SEED_OPTION,
+    sample_size: int = SAMPLE_OPTION,
+    max_pixels: int = MAX_PIXELS_OPTION,
+    space: Space = SPACE_OPTION,
+):
+    """List the dominant colours of IMAGE, by share of its pixels: hex code, RGB, percent.
+
+    Fully transparent pixels are left out, and the shares are of the visible pixels."""
+    options = {"seed": seed, "sample_size": sample_size, "max_pixels": max_pixels, "dither": 0.0, "space": space.value}
+
+    def body():
+        if swatch is not None:
+            output_kind(swatch)  # an unknown swatch format fails now, not after the work
+            _check_outputs(Inputs([input_path]), [(swatch, "the swatch")], force)
+        image = _read_input(input_path, options)
+        has_transparent = image.ndim == 3 and image.shape[2] in (2, 4) and bool(np.any(image[..., -1] == 0))
+        # The transparent pixels take one palette entry of their own: ask for one more.
+        result, _ = _fit(image, dict(options, n_colors=n_colors + has_transparent))
+        palette, shares, n_transparent = _dominant_colours(result)
+        rows = [_colour_fields(entry) for entry in palette]
+        if as_json:
+            import json
+
+            listed = [
+                {"hex": code, "rgb": rgb, "share": float(share), **({"alpha": alpha} if alpha is not None else {})}
+                for (code, rgb, alpha), share in zip(rows, shares)
+            ]
+            typer.echo("[\n" + ",\n".join(f"  {json.dumps(entry)}" for entry in listed) + "\n]")
+        else:
+            for (code, rgb, alpha), share in zip(rows, shares):
+                translucent = f"  alpha {alpha}" if alpha is not None and alpha < 255 else ""
+                typer.echo(f"{code:<9}  rgb({rgb[0]:3d}, {rgb[1]:3d}, {rgb[2]:3d})  {100 * share:5.1f} %{translucent}")
+        if n_transparent:
+            _note(f"note: {n_transparent:,} fully transparent pixels left out; shares are of the visible pixels")
+        if result.n_distinct < n_colors:
+            _note(f"note: the image has only {_count(result.n_distinct, 'distinct colour')}")
+        if swatch is not None:
+            from .figure import palette_strip  # Pillow's drawing: only the swatch needs it
+
+            write_image(swatch, palette_strip(palette, shares, max(600, 60 * len(palette)), 100), replace=force)
 
     _run(body)
 
