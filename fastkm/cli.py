@@ -17,6 +17,7 @@ from typing import List, Optional
 
 import numpy as np
 import typer
+import typer.core
 
 from . import __version__, _kernels
 from .api import DEFAULT_SAMPLE_SIZE, MAX_COLORS, FastkmError, quantize, shared_palette
@@ -41,14 +42,47 @@ from .io import (
 from .io.atomic import reason
 from .io.paths import Inputs, default_output, earlier_output_of, output_key, readable_suffixes
 
+# Options of the whole program, taken from anywhere on the command line (before "--").
+GLOBAL_FLAGS = {"--debug": "debug", "-q": "quiet", "--quiet": "quiet"}
+
+EXAMPLES = """Examples:
+
+\b
+  fastkm quantize photo.jpg -k 16 -o photo-16.png   # an indexed PNG of 16 colours
+  fastkm quantize photos/ -o small/ -k 64 -r        # a folder, sub-folders too
+  fastkm quantize logo.png -k 32 --dither           # dithered, transparency kept
+  fastkm palette photo.jpg -k 5 --json              # dominant colours, their shares
+  fastkm compare photo.jpg -k 8 -o figure.png       # original and 8 colours, side by side
+
+Run 'fastkm COMMAND --help' for a command's options."""
+
+
+class _Group(typer.core.TyperGroup):
+    """Reads --debug and -q/--quiet wherever they stand, then parses the rest."""
+
+    def parse_args(self, ctx, args):
+        _state.update(debug=False, quiet=False)
+        rest, positional_only = [], False
+        for arg in args:
+            if positional_only or arg not in GLOBAL_FLAGS:
+                rest.append(arg)
+                positional_only = positional_only or arg == "--"
+            else:
+                _state[GLOBAL_FLAGS[arg]] = True
+        return super().parse_args(ctx, rest)
+
+
 app = typer.Typer(
+    cls=_Group,
     add_completion=False,
     no_args_is_help=True,
     help="Fast k-means colour quantization: a photo in, its best k-colour version out.",
+    epilog=EXAMPLES,
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-_state = {"debug": False}
+_state = {"debug": False, "quiet": False}
 
 
 def _version_callback(value: bool):
@@ -60,16 +94,16 @@ def _version_callback(value: bool):
 @app.callback()
 def main(
     version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True, help="Show the version and exit."),
-    debug: bool = typer.Option(False, "--debug", help="Show a traceback when something fails."),
+    debug: bool = typer.Option(False, "--debug", help="Show a traceback when something fails (anywhere on the line)."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="Print only results and errors: no notes or progress."),
 ):
     """Fast k-means colour quantization: a photo in, its best k-colour version out."""
-    _state["debug"] = debug
     warnings.showwarning = _warning_as_note
 
 
 def _warning_as_note(message, category, filename, lineno, file=None, line=None):
     """Warnings (a decoder's note of a corrupt EXIF block) as one line on stderr."""
-    typer.echo(f"note: {str(message).splitlines()[0] if str(message) else category.__name__}", err=True)
+    _note(f"note: {str(message).splitlines()[0] if str(message) else category.__name__}")
 
 
 def _fail(message):
@@ -118,7 +152,15 @@ def _check_outputs(inputs, outputs, force, planned=None):
 
 
 def _note(message):
-    typer.echo(message, err=True)
+    """A note on stderr (compiling, frames, colours kept); -q silences it."""
+    if not _state["quiet"]:
+        typer.echo(message, err=True)
+
+
+def _say(message):
+    """A summary line on stdout for a person reading it; -q silences it."""
+    if not _state["quiet"]:
+        typer.echo(message)
 
 
 def _read_input(input_path, options, echo=_note):
@@ -353,7 +395,7 @@ def _batch(inputs, output_dir, options, recursive, scheduler=None, read_files=()
     err = Console(stderr=True)
     with Progress(
         TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err,
+        console=err, disable=_state["quiet"],
     ) as progress:
         task = progress.add_task("quantizing", total=len(files))
         if scheduler is None:
@@ -387,7 +429,8 @@ def _batch(inputs, output_dir, options, recursive, scheduler=None, read_files=()
     table.add_column("output", overflow="fold")
     for row in rows:
         table.add_row(*(Text(cell) for cell in row))  # names printed as they are, never as markup
-    Console(width=max(120, Console().width)).print(table)
+    if not _state["quiet"]:
+        Console(width=max(120, Console().width)).print(table)
     if n_failed or not files:
         if not files:
             typer.secho("error: no image files found in the inputs", err=True, fg=typer.colors.RED)
@@ -405,7 +448,7 @@ def _fit_shared(inputs, options, recursive, output_dir=None):
     files = [path for path, _ in _collect(inputs, recursive, output_dir)[0]]
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=Console(stderr=True),
+        console=Console(stderr=True), disable=_state["quiet"],
     ) as progress:
         task = progress.add_task("sampling for the shared palette", total=len(files))
 
@@ -554,7 +597,7 @@ def quantize_command(
         note = ""
         if palette_file is None and result.n_distinct <= n_colors:
             note = f" (the image has only {_count(result.n_distinct, 'distinct colour')}: kept exactly)"
-        typer.echo(
+        _say(
             f"{input_path.name} {width}x{height} -> {output_path}: {_count(result.n_colors, 'colour')}{note}, "
             f"{_quality(result)}, {seconds:.2f} s, "
             f"{_human_bytes(input_path.stat().st_size)} -> {_human_bytes(output_path.stat().st_size)}"
@@ -605,7 +648,7 @@ def compare_command(
         palette_shares = _dominant_colours(result)[:2] if strip else None
         figure = side_by_side([image, result.image], captions, max_side=max_side, strip=palette_shares)
         write_image(output, figure, replace=force)
-        typer.echo(f"{input_path.name}: k = {result.n_colors}, PSNR {result.psnr:.2f} dB, {seconds:.2f} s -> {output}")
+        _say(f"{input_path.name}: k = {result.n_colors}, PSNR {result.psnr:.2f} dB, {seconds:.2f} s -> {output}")
 
     _run(body)
 
@@ -708,17 +751,33 @@ def _stop(signum, frame):
     raise _Signalled(signum)
 
 
-def run():
-    """Console-script entry point."""
+def run(argv=None):
+    """Console-script entry point: runs the command line ``argv`` (default: sys.argv)
+    and exits with its code; a usage error is one ``error:`` line and exit code 2."""
+    # click's exceptions where typer raises them from: its own copy of click in newer
+    # typer versions, the click package in older ones.
+    exceptions = sys.modules[typer.BadParameter.__module__]
+    no_args_is_help = getattr(exceptions, "NoArgsIsHelpError", ())
     for each in STOP_SIGNALS:
         signal.signal(each, _stop)
     try:
-        app(prog_name="fastkm")
+        code = app(prog_name="fastkm", args=argv, standalone_mode=False)
     except _Signalled as stopped:
         name = signal.Signals(stopped.signum).name
         sys.stderr.write(f"error: stopped by {name}; files already written are complete, no partial file is left\n")
         sys.exit(128 + stopped.signum)
+    except exceptions.UsageError as error:
+        if isinstance(error, no_args_is_help):
+            typer.echo(error.format_message())  # the help text, for a bare "fastkm"
+        else:
+            where = f"; see '{error.ctx.command_path} --help'" if error.ctx is not None else ""
+            typer.secho(f"error: {error.format_message().rstrip('.')}{where}", err=True, fg=typer.colors.RED)
+        sys.exit(2)
+    except typer.Abort:
+        typer.secho("error: interrupted", err=True, fg=typer.colors.RED)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":  # python -m fastkm.cli
-    sys.exit(run())
+    run()

@@ -454,3 +454,65 @@ def test_scheduler_is_for_batches(photo_copy, tmp_path):
     result = invoke("quantize", photo_copy, "-o", tmp_path / "x.png", "--scheduler", "tcp://127.0.0.1:8786")
     assert result.exit_code == 2
     assert "sends a batch" in result.output
+
+
+# --- the program as a whole: python -m fastkm, global flags anywhere, usage errors ---
+
+
+def test_python_dash_m_fastkm_runs_the_command_line():
+    completed = subprocess.run([sys.executable, "-m", "fastkm", "--version"], capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == f"fastkm {fastkm.__version__}"
+
+
+def test_help_shows_examples():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    assert "Examples:" in result.output and "fastkm palette photo.jpg -k 5 --json" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["quantize", "{photo}", "-k", "0"], "error: Invalid value for '-k' / '--colors': 0 is not in the range"),
+    (["quantize", "{photo}", "--frob"], "error: No such option: --frob"),
+    (["quantize"], "error: Missing argument 'INPUT...'"),
+    (["bogus"], "error: No such command 'bogus'"),
+])
+def test_usage_errors_are_one_line_and_exit_2(photo_copy, capsys, args, message):
+    from fastkm.cli import run
+
+    with pytest.raises(SystemExit) as exit_info:
+        run([a.format(photo=photo_copy) for a in args])
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), captured.err
+    assert "--help'" in lines[0] and captured.out == ""
+
+
+def test_bare_command_prints_help(capsys):
+    from fastkm.cli import run
+
+    with pytest.raises(SystemExit) as exit_info:
+        run([])
+    assert exit_info.value.code == 2
+    assert "Usage: fastkm" in capsys.readouterr().out
+
+
+def test_debug_anywhere_on_the_line(tmp_path):
+    (tmp_path / "text.jpg").write_text("not an image")
+    result = invoke("quantize", tmp_path / "text.jpg", "-o", tmp_path / "x.png", "--debug")
+    assert isinstance(result.exception, fastkm.io.ImageReadError)
+    plain = invoke("quantize", tmp_path / "text.jpg", "-o", tmp_path / "x.png")
+    assert plain.exit_code == 1 and "Traceback" not in plain.output  # the flag does not stick
+
+
+def test_quiet_anywhere_keeps_results_and_errors(photo_copy, tmp_path):
+    output = tmp_path / "q.png"
+    result = invoke("quantize", photo_copy, "-o", output, "-k", 8, "-q")
+    assert result.exit_code == 0 and result.output == "" and output.exists()
+    again = invoke("quantize", photo_copy, "--quiet", "-o", output, "-k", 8)
+    assert again.exit_code == 1 and again.output.startswith("error: ")
+    grey = tmp_path / "two.png"
+    Image.fromarray(np.array([[0, 255]], np.uint8)).save(grey)
+    listed = invoke("palette", grey, "-k", 3, "-q")
+    assert listed.exit_code == 0 and listed.stderr == "" and len(listed.stdout.splitlines()) == 2

@@ -1,0 +1,6 @@
+"""``python -m fastkm``: the fastkm command line."""
+
+from .cli import run
+
+if __name__ == "__main__":
+    run()
