@@ -7,6 +7,7 @@ the caller (the public API).
 
 import contextlib
 from dataclasses import dataclass
+from typing import Optional
 
 import numba
 import numpy as np
@@ -123,8 +124,8 @@ class LloydResult:
     min_dist: np.ndarray  # (n,) float32, squared distance to it
     inertia: float  # sum of weight * min_dist
     n_iter: int
-    sums: np.ndarray = None  # (k, d) cluster sums of the labels (runs over cells only)
-    counts: np.ndarray = None  # (k,) cluster weights of the labels (runs over cells only)
+    sums: Optional[np.ndarray] = None  # (k, d) cluster sums of the labels (runs over cells only)
+    counts: Optional[np.ndarray] = None  # (k,) cluster weights of the labels (runs over cells only)
 
 
 def _relocate_empty(points, weights, labels, min_dist, sums, counts):
@@ -641,7 +642,7 @@ class Stages:
     seed: tuple
     sample: tuple
     full: tuple
-    seeding: tuple = None
+    seeding: Optional[tuple] = None
 
 
 # Palettes above this many colours are drawn from one k-means++ start (default_n_init),

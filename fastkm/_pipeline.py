@@ -8,6 +8,7 @@ every pixel.  Validation is the caller's (the public API).
 """
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -37,17 +38,17 @@ class Prepared:
                 all of them premultiplied
     """
 
-    pixels: np.ndarray
+    pixels: Optional[np.ndarray]  # None for a palette fitted over several images
     alpha: bool
     space: str
     colours: np.ndarray
     counts: np.ndarray
     points: np.ndarray
     stages: object
-    visible: np.ndarray
-    inverse: np.ndarray
-    fitted: np.ndarray = None
-    error_pixels: np.ndarray = None
+    visible: Optional[np.ndarray]
+    inverse: Optional[np.ndarray]
+    fitted: Optional[np.ndarray] = None
+    error_pixels: Optional[np.ndarray] = None
 
     @property
     def reserves_transparent(self):

@@ -4,9 +4,12 @@ import functools
 import inspect
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Optional, Union
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _kernels, _kmeans, _pipeline, _spaces
 
@@ -22,6 +25,15 @@ MAX_COLORS = 65536
 MAX_FEATURES = 4
 # From this many points on, KMeans labels its training points through a colour table.
 TABLE_REMAP_MIN_POINTS = 1 << 20
+
+
+if TYPE_CHECKING:
+    import PIL.Image
+
+# What quantize and KMeans take: NumPy arrays (or anything np.asarray takes) and Pillow
+# images; see quantize's docstring for the shapes and dtypes.
+ImageLike = Union[npt.ArrayLike, "PIL.Image.Image"]
+Space = Literal["rgb", "oklab"]
 
 
 class FastkmError(ValueError):
@@ -182,7 +194,7 @@ def _image_pixels(image, pixel_lists=True):
     return pixels, (height, width)
 
 
-def psnr_from_mse(mse):
+def psnr_from_mse(mse: float) -> float:
     """PSNR in dB of a mean squared error per channel on 0..255 data (inf for 0)."""
     return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
@@ -218,15 +230,15 @@ class QuantizeResult:
     n_distinct: int
     n_iter: int
     grey: bool = field(default=False, repr=False)
-    _delta_e: object = field(default=None, repr=False)
-    _counts: object = field(default=None, repr=False)
+    _delta_e: Any = field(default=None, repr=False)
+    _counts: Any = field(default=None, repr=False)
 
     @property
-    def n_colors(self):
+    def n_colors(self) -> int:
         return self.palette.shape[0]
 
     @property
-    def counts(self):
+    def counts(self) -> np.ndarray:
         """Pixels (m,) int64 mapped to each palette entry; they sum to the pixel count."""
         if callable(self._counts):
             self._counts = self._counts()
@@ -235,12 +247,12 @@ class QuantizeResult:
         return self._counts
 
     @property
-    def shares(self):
+    def shares(self) -> np.ndarray:
         """Share (m,) float64 of the pixels mapped to each palette entry; they sum to 1."""
         counts = self.counts
         return counts / max(int(counts.sum()), 1)
 
-    def to_pil(self):
+    def to_pil(self) -> "PIL.Image.Image":
         """The result as a Pillow image in mode P: the palette (an RGBA palette, which a
         PNG stores as its tRNS chunk, when there is alpha) and one index per pixel.
 
@@ -262,12 +274,12 @@ class QuantizeResult:
         return palette_image(self.palette, self.labels)
 
     @property
-    def image(self):
+    def image(self) -> np.ndarray:
         quantized = self.palette[self.labels]
         return quantized[:, :, 0] if self.grey else quantized
 
     @property
-    def delta_e(self):
+    def delta_e(self) -> Optional[float]:
         if callable(self._delta_e):
             self._delta_e = self._delta_e()
         return self._delta_e
@@ -369,19 +381,19 @@ def _smallest_fit(prepared, n_max, min_psnr, n_values, rng, fit_options):
 
 
 def quantize(
-    image,
-    n_colors=16,
+    image: ImageLike,
+    n_colors: int = 16,
     *,
-    palette=None,
-    seed=0,
-    dither=0.0,
-    space="rgb",
-    min_psnr=None,
-    sample_size=DEFAULT_SAMPLE_SIZE,
-    n_init=DEFAULT_N_INIT,
-    max_iter=100,
-    tol=1e-4,
-):
+    palette: Optional[npt.ArrayLike] = None,
+    seed: Optional[int] = 0,
+    dither: Union[float, bool] = 0.0,
+    space: Space = "rgb",
+    min_psnr: Optional[float] = None,
+    sample_size: Optional[int] = DEFAULT_SAMPLE_SIZE,
+    n_init: Optional[int] = DEFAULT_N_INIT,
+    max_iter: int = 100,
+    tol: float = 1e-4,
+) -> QuantizeResult:
     """Reduce an image to ``n_colors`` colours with k-means.
 
     image       (H, W) grey, (H, W, 1) grey, (H, W, 2) grey + alpha, (H, W, 3) RGB or
@@ -498,16 +510,16 @@ SHARED_WEIGHT = 1 << 24
 
 
 def shared_palette(
-    images,
-    n_colors=16,
+    images: Iterable[ImageLike],
+    n_colors: int = 16,
     *,
-    seed=0,
-    space="rgb",
-    sample_size=DEFAULT_SAMPLE_SIZE,
-    n_init=DEFAULT_N_INIT,
-    max_iter=100,
-    tol=1e-4,
-):
+    seed: Optional[int] = 0,
+    space: Space = "rgb",
+    sample_size: Optional[int] = DEFAULT_SAMPLE_SIZE,
+    n_init: Optional[int] = DEFAULT_N_INIT,
+    max_iter: int = 100,
+    tol: float = 1e-4,
+) -> np.ndarray:
     """One palette fitted to several images at once (an image set, animation frames).
 
     images      an iterable of (H, W) grey or (H, W, 3) RGB uint8 images, read once (a
@@ -571,7 +583,16 @@ class KMeans:
     d <= 3, which leaves the objective unchanged and makes photos far cheaper to fit.
     """
 
-    def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300, tol=1e-4, random_state=None):
+    def __init__(
+        self,
+        n_clusters: int = 8,
+        *,
+        init: Union[Literal["k-means++", "random"], npt.ArrayLike] = "k-means++",
+        n_init: Union[int, Literal["auto"]] = "auto",
+        max_iter: int = 300,
+        tol: float = 1e-4,
+        random_state: Union[int, np.random.RandomState, np.random.Generator, None] = None,
+    ) -> None:
         self.n_clusters = n_clusters
         self.init = init
         self.n_init = n_init
@@ -579,11 +600,11 @@ class KMeans:
         self.tol = tol
         self.random_state = random_state
 
-    def get_params(self, deep=True):
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
         names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
         return {name: getattr(self, name) for name in names}
 
-    def set_params(self, **params):
+    def set_params(self, **params: Any) -> "KMeans":
         valid = self.get_params()
         for name, value in params.items():
             if name not in valid:
@@ -591,7 +612,7 @@ class KMeans:
             setattr(self, name, value)
         return self
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"KMeans({params})"
 
@@ -655,13 +676,13 @@ class KMeans:
             raise FastkmError("init holds NaN or infinite values")
         return centres, 1
 
-    def fit(self, X, y=None, sample_weight=None):
+    def fit(self, X: ImageLike, y: object = None, sample_weight: Optional[npt.ArrayLike] = None) -> "KMeans":
         """Fit on X (n, d) uint8 with optional non-negative sample_weight (n,)."""
-        X = self._points(X)
+        data = self._points(X)
         n_clusters = _check_n_colors(self.n_clusters, "n_clusters")
         max_iter = _check_positive_int(self.max_iter, "max_iter")
         tol = _check_tol(self.tol)
-        n_points, n_features = X.shape
+        n_points, n_features = data.shape
         init_centres, n_init = self._init_and_n_init(n_clusters, n_features)
         if n_points < n_clusters:
             raise FastkmError(f"n_samples={n_points} should be >= n_clusters={n_clusters}")
@@ -673,10 +694,10 @@ class KMeans:
 
         if sample_weight is None:
             if n_features <= _kmeans.MAX_PACKED_CHANNELS:
-                points, weights = _kmeans.distinct_colours(X)
+                points, weights = _kmeans.distinct_colours(data)
                 merged = True
             else:
-                points, inverse, weights = np.unique(X, axis=0, return_inverse=True, return_counts=True)
+                points, inverse, weights = np.unique(data, axis=0, return_inverse=True, return_counts=True)
                 points, weights, inverse = np.ascontiguousarray(points), weights.astype(np.int64), inverse.ravel()
                 merged = True
         else:
@@ -685,7 +706,7 @@ class KMeans:
                 raise FastkmError(f"sample_weight must be {n_points} finite non-negative numbers")
             if weights.sum() <= 0:
                 raise FastkmError("sample_weight sums to zero: at least one point needs a positive weight")
-            points, merged = X, False
+            points, merged = data, False
 
         tol_abs = _kmeans.tolerance(points, weights, tol)
         point_set = _kmeans.PointSet(points, weights, n_clusters)
@@ -710,43 +731,43 @@ class KMeans:
             self.labels_ = best.labels
         elif n_features <= _kmeans.MAX_PACKED_CHANNELS and n_points >= TABLE_REMAP_MIN_POINTS:
             self.labels_ = np.empty(n_points, dtype=np.int32)
-            _kernels.remap_through_table(X, _kmeans.label_table(points, best.labels), self.labels_)
+            _kernels.remap_through_table(data, _kmeans.label_table(points, best.labels), self.labels_)
         elif n_features <= _kmeans.MAX_PACKED_CHANNELS:
             # Few points: assigning them directly is cheaper than a 256**d table, and
             # gives the same labels (the same arithmetic on the same colour values).
             self.labels_ = np.empty(n_points, dtype=np.int32)
-            _kernels.assign_labels(X, best.centres.astype(np.float32), self.labels_, np.empty(n_points, np.float32))
+            _kernels.assign_labels(data, best.centres.astype(np.float32), self.labels_, np.empty(n_points, np.float32))
         else:
             self.labels_ = best.labels[inverse]
         return self
 
-    def predict(self, X):
+    def predict(self, X: ImageLike) -> np.ndarray:
         """Index (n,) int32 of the nearest cluster centre of each point of X (n, d) uint8."""
         self._check_fitted()
-        X = self._points(X)
-        self._check_fitted(X)
-        labels = np.empty(X.shape[0], dtype=np.int32)
-        min_dist = np.empty(X.shape[0], dtype=np.float32)
-        _kernels.assign_labels(X, self.cluster_centers_.astype(np.float32), labels, min_dist)
+        data = self._points(X)
+        self._check_fitted(data)
+        labels = np.empty(data.shape[0], dtype=np.int32)
+        min_dist = np.empty(data.shape[0], dtype=np.float32)
+        _kernels.assign_labels(data, self.cluster_centers_.astype(np.float32), labels, min_dist)
         return labels
 
-    def fit_predict(self, X, y=None, sample_weight=None):
+    def fit_predict(self, X: ImageLike, y: object = None, sample_weight: Optional[npt.ArrayLike] = None) -> np.ndarray:
         return self.fit(X, sample_weight=sample_weight).labels_
 
-    def transform(self, X):
+    def transform(self, X: ImageLike) -> np.ndarray:
         """Euclidean distances (n, n_clusters) float64 from each point to each centre."""
         self._check_fitted()
-        X = self._points(X)
-        self._check_fitted(X)
-        x = X.astype(np.float64)
+        data = self._points(X)
+        self._check_fitted(data)
+        x = data.astype(np.float64)
         centres = self.cluster_centers_
         squared = (x * x).sum(1)[:, None] - 2.0 * x @ centres.T + (centres * centres).sum(1)[None, :]
         return np.sqrt(np.maximum(squared, 0.0))
 
-    def fit_transform(self, X, y=None, sample_weight=None):
+    def fit_transform(self, X: ImageLike, y: object = None, sample_weight: Optional[npt.ArrayLike] = None) -> np.ndarray:
         return self.fit(X, sample_weight=sample_weight).transform(X)
 
-    def score(self, X, y=None, sample_weight=None):
+    def score(self, X: ImageLike, y: object = None, sample_weight: Optional[npt.ArrayLike] = None) -> float:
         """Opposite of the (weighted) sum of squared distances of X to the nearest centre."""
         distances = self.transform(X).min(axis=1) ** 2
         if sample_weight is not None:

@@ -307,3 +307,10 @@ def test_to_pil_refuses_what_a_palette_image_cannot_hold(photo):
         fastkm.quantize(photo[:64, :64], 300).to_pil()
     with pytest.raises(fastkm.FastkmError, match="to_pil needs an image"):
         fastkm.quantize(photo.reshape(-1, 3), 4).to_pil()
+
+
+def test_the_package_ships_its_type_hints():
+    from importlib.resources import files
+
+    assert files("fastkm").joinpath("py.typed").is_file()
+    assert fastkm.quantize.__annotations__["return"] is fastkm.QuantizeResult

@@ -16,6 +16,10 @@ import os
 import secrets
 import shutil
 from pathlib import Path
+from typing import Union
+
+# A file name: a str or a pathlib.Path.
+PathLike = Union[str, os.PathLike]
 
 
 class ImageWriteError(OSError):

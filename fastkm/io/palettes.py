@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .atomic import ImageWriteError, _atomic_save, reason
+from .atomic import ImageWriteError, PathLike, _atomic_save, reason
 from .read import ImageReadError
 from .write import has_alpha
 
@@ -69,7 +69,7 @@ def _image_colours(path):
         return colours
 
 
-def read_palette(path):
+def read_palette(path: PathLike) -> np.ndarray:
     """A palette (m, 3) uint8 from a GIMP .gpl file, a .json list of [r, g, b] rows (or
     {"palette": [...]}; rows of 4 give (m, 4) with alpha), or an image: an indexed
     image's palette entries in use, or the distinct colours of a full-colour image with

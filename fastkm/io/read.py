@@ -8,6 +8,8 @@ import imageio.v3 as iio
 import numpy as np
 from PIL import Image
 
+from .atomic import PathLike
+
 
 # Images above this many pixels are refused before decoding (decompression bombs: a
 # small file whose header claims a huge size).  200 MP decode to 600 MB of RGB; raise
@@ -31,7 +33,7 @@ class _TooLarge(Exception):
 
 
 
-def float_to_uint8(array, source, *, pillow_scale=False):
+def float_to_uint8(array: np.ndarray, source: object, *, pillow_scale: bool = False) -> np.ndarray:
     """Floats in [0, 1] (scikit-image's convention) to the nearest 8-bit value.
 
     With ``pillow_scale`` (Pillow's mode F, whose convert('L') reads 0..255), floats
@@ -93,7 +95,7 @@ def _tidy_channels(array, source):
     return np.ascontiguousarray(array)
 
 
-def from_pillow(image):
+def from_pillow(image: Image.Image) -> np.ndarray:
     """The pixels of a Pillow image as read_image gives them for a file: (H, W) grey,
     (H, W, 2) grey + alpha, (H, W, 3) RGB or (H, W, 4) RGBA uint8.
 
@@ -112,7 +114,7 @@ def from_pillow(image):
     return _tidy_channels(_to_uint8(np.asarray(converted), source), source)
 
 
-def read_image(path, *, max_pixels=DEFAULT_MAX_PIXELS):
+def read_image(path: PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read an image file as (H, W, 3) RGB or (H, W) grey uint8, with alpha as a last
     channel ((H, W, 4) RGBA, (H, W, 2) grey + alpha) when some pixel is not opaque.
 
@@ -219,7 +221,7 @@ def _palette_pixels(path, convert):
         return table[np.asarray(image)]
 
 
-def frame_count(path):
+def frame_count(path: PathLike) -> int:
     """How many frames (pages, animation frames) an image file holds; 1 when unknown."""
     try:
         with warnings.catch_warnings():

@@ -51,7 +51,7 @@ def _software_note():
     return info
 
 
-def palette_image(palette, labels):
+def palette_image(palette: np.ndarray, labels: np.ndarray) -> Image.Image:
     """A Pillow 'P' image from palette (m, C) uint8, C in 1..4 (alpha last for 2 and 4),
     and labels (H, W) uint8; a palette with alpha becomes an RGBA palette (PNG: tRNS)."""
     height, width = labels.shape
