@@ -147,10 +147,7 @@ def _image_as_uint8(image):
     array = np.asarray(image)
     if np.issubdtype(array.dtype, np.floating):
         return _floats_as_uint8(array)
-    converted = _integers_as_uint8(array, "image")
-    if converted is None:
-        _check_uint8(array.dtype, "image")
-    return converted
+    return _as_uint8(array, "image")
 
 
 def _check_seed(seed):
