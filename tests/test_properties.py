@@ -100,4 +100,4 @@ def test_quantize_property(image, n_colors, seed):
     assert result.mse == np.mean((image.reshape(result.image.shape).astype(np.float64) - result.image) ** 2)
     if n_distinct <= n_colors:
         assert result.mse == 0
-        np.testing.assert_array_equal(result.image, image)
+        np.testing.assert_array_equal(result.image, image.reshape(result.image.shape))
