@@ -232,16 +232,15 @@ def _pixel_points(prepared):
     return prepared.pixels
 
 
-def dithered_labels(prepared, result, width, strength, labels_dtype):
-    """Labels (n,) of every pixel by Floyd-Steinberg error diffusion in the fit's space."""
-    points = np.ascontiguousarray(_pixel_points(prepared))
+def _dither_setup(prepared, result):
+    """What Floyd-Steinberg takes besides the pixels: palette points, skipped pixels,
+    the nearest-entry table (a cache valid for as long as the palette) and radii."""
     palette_points = prepared.encode(result.palette)
-    labels = np.zeros(points.shape[0], dtype=labels_dtype)
     skip = np.zeros(0, dtype=np.bool_)
     if prepared.reserves_transparent:
         skip = ~prepared.visible
         palette_points[0] = np.float32(1e6)  # the reserved entry is for transparent pixels only
-    n_channels = points.shape[1]
+    n_channels = palette_points.shape[1]
     # A lookup table pays for large palettes only: for a few entries, searching them all
     # costs less than the cache miss of a 64 MB table.
     use_table = n_channels <= _kmeans.MAX_PACKED_CHANNELS and palette_points.shape[0] > DITHER_TABLE_ABOVE
@@ -249,7 +248,38 @@ def dithered_labels(prepared, result, width, strength, labels_dtype):
     radius = guess_radius(palette_points)
     if prepared.reserves_transparent:
         radius[0] = 0.0  # never guessed
+    return palette_points, skip, table, radius
+
+
+def dithered_labels(prepared, result, width, strength, labels_dtype):
+    """Labels (n,) of every pixel by Floyd-Steinberg error diffusion in the fit's space."""
+    points = np.ascontiguousarray(_pixel_points(prepared))
+    palette_points, skip, table, radius = _dither_setup(prepared, result)
+    labels = np.zeros(points.shape[0], dtype=labels_dtype)
     _kernels.floyd_steinberg(points, width, palette_points, float(strength), skip, table, radius, labels)
+    return labels
+
+
+def dithered_frame_labels(prepared, result, n_frames, width, strength, labels_dtype):
+    """Labels (n,) of n_frames frames of one size, stacked in prepared, dithered in turn.
+
+    A pixel equal to the same pixel of the previous frame keeps its label and takes no
+    part in the diffusion: what does not move does not flicker.  One nearest-entry
+    table serves every frame.
+    """
+    points = np.ascontiguousarray(_pixel_points(prepared))
+    palette_points, skip, table, radius = _dither_setup(prepared, result)
+    labels = np.zeros(points.shape[0], dtype=labels_dtype)
+    frame_size = points.shape[0] // n_frames
+    for i in range(n_frames):
+        now, before = slice(i * frame_size, (i + 1) * frame_size), slice((i - 1) * frame_size, i * frame_size)
+        frame_skip = skip[now]
+        if i > 0:
+            keep = (prepared.pixels[now] == prepared.pixels[before]).all(axis=1)
+            labels[now][keep] = labels[before][keep]
+            frame_skip = keep | frame_skip if frame_skip.size else keep
+        _kernels.floyd_steinberg(points[now], width, palette_points, float(strength), frame_skip, table, radius,
+                                 labels[now])
     return labels
 
 

@@ -504,6 +504,8 @@ def quantize(
 # Each image's histogram in a shared fit weighs this much in all: equal shares, as
 # integers so the fit's sums stay exact.
 SHARED_WEIGHT = 1 << 24
+# Sampled pixels of several images histogrammed at once in a shared fit (16 MB of RGBA).
+SHARED_BATCH_PIXELS = 1 << 22
 
 
 def shared_palette(
@@ -519,15 +521,21 @@ def shared_palette(
 ) -> np.ndarray:
     """One palette fitted to several images at once (an image set, animation frames).
 
-    images      an iterable of (H, W) grey or (H, W, 3) RGB uint8 images, read once (a
-                generator may load files one at a time); sizes may differ
+    images      an iterable of (H, W) grey, (H, W, 2) grey + alpha, (H, W, 3) RGB or
+                (H, W, 4) RGBA uint8 images, read once (a generator may load files one
+                at a time); sizes may differ
     n_colors, seed, space, sample_size, n_init, max_iter, tol: as for ``quantize``
-    returns     palette (m, C) uint8, C = 3 if any image is RGB, else 1
+    returns     palette (m, C) uint8: C counts 3 colour channels if any image is RGB
+                (else 1), plus alpha (last, straight) if any pixel is not opaque.  With
+                fully transparent pixels, entry 0 is transparent (0, 0, 0, 0), as in
+                ``quantize``, and counts towards n_colors.
 
-    Each image contributes a uniform random sample of up to ``sample_size`` pixels, and
-    every image weighs the same in the fit, whatever its size.  Map each image onto the
-    palette with ``quantize(image, palette=palette, space=space)`` (grey images onto an
-    RGB palette as ``np.dstack([grey] * 3)``).
+    Each image contributes a uniform random sample of up to ``sample_size`` of its
+    visible (not fully transparent) pixels, and every image weighs the same in the fit,
+    whatever its size; colours with alpha are fitted premultiplied.  Map each image onto
+    the palette with ``quantize(image, palette=palette, space=space)`` (grey images onto
+    an RGB palette as ``np.dstack([grey] * 3)``, opaque images onto a palette with alpha
+    with an alpha channel of 255 added), or use ``quantize_frames``.
     """
     n_colors = _check_n_colors(n_colors)
     seed = _check_seed(seed)
@@ -537,30 +545,228 @@ def shared_palette(
         "max_iter": _check_positive_int(max_iter, "max_iter"),
         "tol": _check_tol(tol),
     }
-    space = _check_space(space, alpha=False)
+    if space not in _spaces.SPACES:
+        _check_space(space, alpha=False)
     rng = np.random.default_rng(seed)
-    histograms = []
-    for index, image in enumerate(images):
+    histograms = []  # (colours (u, C) premultiplied, weights (u,), has alpha)
+    # Sampled pixels waiting to be histogrammed, by (pixels per image, channels, alpha):
+    # images with as many pixels weigh the same per pixel, so one histogram serves many
+    # (a histogram's 256**3 table costs more than a small frame's pixels).
+    pending = {}
+
+    def histogram(key):
+        n_per_image, _, alpha = key
+        pixels = np.concatenate(pending.pop(key))
+        if pixels.shape[1] <= _kmeans.MAX_PACKED_CHANNELS:
+            colours, counts = _kmeans.distinct_colours(pixels)
+        else:
+            colours, _, counts = _pipeline._packed_unique(pixels)
+        histograms.append((colours, np.rint(counts * (SHARED_WEIGHT / n_per_image)).astype(np.int64), alpha))
+
+    any_colour = any_alpha = any_clear = False
+    n_images = 0
+    for image in images:
+        n_images += 1
         pixels, _ = _image_pixels(image, pixel_lists=False)
-        if pixels.shape[1] in (2, 4):
-            raise FastkmError(f"image {index} has alpha: shared palettes of images with transparency are not supported yet")
+        alpha = pixels.shape[1] in (2, 4)
+        any_colour |= pixels.shape[1] >= 3
+        if alpha:
+            opacity = pixels[:, -1]
+            if np.all(opacity == 255):
+                pixels, alpha = pixels[:, :-1], False
+            else:
+                any_alpha = True
+                visible = opacity > 0
+                any_clear |= not visible.all()
+                pixels = _spaces.premultiply(pixels[visible] if not visible.all() else pixels)
+        if pixels.shape[0] == 0:
+            continue  # fully transparent: nothing to fit
         if sample_size is not None and pixels.shape[0] > sample_size:
             pixels = _kernels.gather_rows(pixels, rng.integers(0, pixels.shape[0], size=sample_size))
-        colours, counts = _kmeans.distinct_colours(pixels)
-        histograms.append((colours, np.rint(counts * (SHARED_WEIGHT / counts.sum())).astype(np.int64)))
-    if not histograms:
+        key = (pixels.shape[0], pixels.shape[1], alpha)
+        pending.setdefault(key, []).append(pixels)
+        if len(pending[key]) * key[0] >= SHARED_BATCH_PIXELS:
+            histogram(key)
+    for key in list(pending):
+        histogram(key)
+    if n_images == 0:
         raise FastkmError("shared_palette needs at least one image")
-    n_channels = max(colours.shape[1] for colours, _ in histograms)
-    colours = np.concatenate([np.repeat(c, n_channels // c.shape[1], axis=1) for c, _ in histograms])
+    space = _check_space(space, any_alpha)
+    n_colour_channels = 3 if any_colour else 1
+
+    def common_layout(colours, alpha):
+        """Colours in the shared channel layout (grey repeated to RGB, alpha 255 added)."""
+        colour = colours[:, :-1] if alpha else colours
+        colour = np.repeat(colour, n_colour_channels // colour.shape[1], axis=1)
+        if not any_alpha:
+            return colour
+        opacity = colours[:, -1:] if alpha else np.full((colours.shape[0], 1), 255, np.uint8)
+        return np.concatenate([colour, opacity], axis=1)
+
+    n_channels = n_colour_channels + any_alpha
+    if histograms:
+        colours = np.concatenate([common_layout(c, alpha) for c, _, alpha in histograms])
+        weights = np.concatenate([w for _, w, _ in histograms])
+    else:
+        colours, weights = np.zeros((0, n_channels), np.uint8), np.zeros(0, np.int64)
     # Merge colours that several images hold, adding their weights.
     keys = colours.astype(np.uint32) @ (np.uint32(1) << (np.uint32(8) * np.arange(n_channels - 1, -1, -1, dtype=np.uint32)))
     _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    weights = np.bincount(inverse.ravel(), weights=np.concatenate([w for _, w in histograms])).astype(np.int64)
+    weights = np.bincount(inverse.ravel(), weights=weights, minlength=first.size).astype(np.int64)
     colours = np.ascontiguousarray(colours[first])
     points = _spaces.encode_oklab(colours) if space == "oklab" else colours
     stages = _kmeans.weighted_stages(points, weights, n_colors, rng, sample_size)
-    prepared = _pipeline.Prepared(None, False, space, colours, weights, points, stages, None, None)
+    # Any non-None ``visible`` reserves the transparent entry; the pixels themselves are
+    # not needed to fit.
+    reserved = np.zeros(0, dtype=bool) if any_clear else None
+    if any_clear and n_colors < 2 and colours.shape[0] > 0:
+        raise FastkmError("images with transparent and visible pixels need n_colors >= 2 (one is transparent)")
+    prepared = _pipeline.Prepared(None, any_alpha, space, colours, weights, points, stages, reserved, None)
     return _pipeline.fit(prepared, n_colors, rng, **fit_options).palette
+
+
+@dataclass
+class FramesResult:
+    """The outcome of ``quantize_frames``.
+
+    palettes  list of (m, C) uint8 palettes: one shared by every frame, or one per frame
+              (``per_frame``); C = the frames' channels, alpha last, straight; with
+              transparent pixels, entry 0 is transparent
+    labels    (n, H, W) uint8 when every palette has at most 256 entries, else uint16
+    mse       mean squared error per channel over all frames (premultiplied with alpha)
+    psnr      10 log10(255^2 / mse) in dB
+    frames    (n, H, W, C) uint8, every frame's palette colours, computed on access
+    """
+
+    palettes: list
+    labels: np.ndarray
+    mse: float
+    psnr: float
+    grey: bool = field(default=False, repr=False)
+
+    @property
+    def n_frames(self):
+        return self.labels.shape[0]
+
+    @property
+    def shared(self):
+        """True when every frame uses the same palette."""
+        return len(self.palettes) == 1
+
+    @property
+    def n_colors(self):
+        """Entries of the largest palette."""
+        return max(palette.shape[0] for palette in self.palettes)
+
+    @property
+    def frames(self):
+        if self.shared:
+            quantized = self.palettes[0][self.labels]
+        else:
+            quantized = np.stack([palette[labels] for palette, labels in zip(self.palettes, self.labels)])
+        return quantized[..., 0] if self.grey else quantized
+
+
+def _frame_stack(frames):
+    """Frames as one (n, H, W, C) uint8 array; all frames must have one shape."""
+    if isinstance(frames, np.ndarray):
+        _check_uint8(frames.dtype, "frames")
+        if frames.ndim == 3:
+            frames = frames[..., None]  # grey frames
+        if frames.ndim != 4:
+            raise FastkmError(f"frames have shape {frames.shape}, expected (n, H, W) grey or (n, H, W, C)")
+        for frame in frames[:1]:
+            _check_image_shape(frame.shape, alpha=True)
+        stack = frames
+    else:
+        frames = [_as_uint8(frame, f"frame {i}") for i, frame in enumerate(frames)]
+        for i, frame in enumerate(frames):
+            _check_image_shape(frame.shape, alpha=True)
+            if frame.shape != frames[0].shape:
+                raise FastkmError(
+                    f"frame {i} has shape {frame.shape}, frame 0 {frames[0].shape}: every frame of an animation "
+                    "needs the same size and channels"
+                )
+        stack = np.stack([frame if frame.ndim == 3 else frame[..., None] for frame in frames]) if frames else None
+    if stack is None or stack.shape[0] == 0:
+        raise FastkmError("quantize_frames needs at least one frame")
+    return np.ascontiguousarray(stack)
+
+
+def quantize_frames(
+    frames,
+    n_colors=256,
+    *,
+    per_frame=False,
+    palette=None,
+    seed=0,
+    dither=0.0,
+    space="rgb",
+    sample_size=DEFAULT_SAMPLE_SIZE,
+    n_init=DEFAULT_N_INIT,
+    max_iter=100,
+    tol=1e-4,
+):
+    """Quantize the frames of an animation: one palette fitted over all frames (the
+    default, so colours do not jump between frames), then every frame mapped onto it.
+
+    frames      (n, H, W) grey or (n, H, W, C) uint8 with C = 2, 3 or 4 (alpha last), or
+                a sequence of n such images of one shape
+    n_colors    palette size, 1..65536 (GIF holds 256; fastkm.io.gif_palette_size says
+                how many to ask for so that a GIF can leave unchanged pixels transparent)
+    per_frame   fit a palette of its own to every frame instead
+    palette     optional (m, C) uint8 palette to map every frame onto instead of fitting
+    dither      Floyd-Steinberg strength 0..1 (or True).  With a shared palette, pixels
+                equal to the same pixel of the previous frame keep its palette index and
+                only the others are dithered, so a still background never flickers
+    seed, space, sample_size, n_init, max_iter, tol: as for ``quantize``
+    returns     FramesResult (palettes, labels (n, H, W), frames, mse, psnr)
+    """
+    stack = _frame_stack(frames)
+    n_frames, height, width, n_channels = stack.shape
+    dither = _check_dither(dither)
+    options = {"seed": seed, "space": space, "sample_size": sample_size, "n_init": n_init, "max_iter": max_iter,
+               "tol": tol}
+    if per_frame:
+        if palette is not None:
+            raise FastkmError("per_frame fits a palette to every frame; it cannot go with palette=")
+        results = [quantize(frame, n_colors, dither=dither, **options) for frame in stack]
+        palettes = [result.palette for result in results]
+        squared_error = sum(result.mse for result in results) * height * width * n_channels
+        dtype = np.uint8 if max(p.shape[0] for p in palettes) <= 256 else np.uint16
+        labels = np.stack([result.labels.astype(dtype) for result in results])
+    else:
+        if palette is None:
+            palette = shared_palette(stack, n_colors, **options)
+        palette = _as_uint8(palette, "palette")
+        if palette.ndim == 2 and palette.shape[1] == n_channels - 1 and n_channels in (2, 4):
+            if not np.all(stack[..., -1] == 255):
+                raise FastkmError(f"palette has {palette.shape[1]} channels, without the alpha these frames need")
+            stack = stack[..., :-1]  # every frame opaque: fitted (or given) without alpha
+        palette = _check_palette(palette, stack.shape[3])
+        labels, squared_error = _map_frames(stack, palette, _check_space(space, stack.shape[3] in (2, 4)), dither)
+        palettes = [palette]
+    mse = squared_error / (n_frames * height * width * n_channels)
+    return FramesResult(palettes, labels, mse, psnr_from_mse(mse), grey=n_channels == 1)
+
+
+def _map_frames(stack, palette, space, dither):
+    """Labels (n, H, W) of frames (n, H, W, C) mapped onto palette, and the summed squared
+    error.  One histogram (and table) serves all frames; with dither, a pixel equal to
+    the previous frame's keeps its label."""
+    n_frames, height, width, n_channels = stack.shape
+    labels_dtype = np.uint8 if palette.shape[0] <= 256 else np.uint16
+    rng = np.random.default_rng(0)  # nothing is fitted: the stages' draws go unused
+    prepared = _pipeline.prepare(stack.reshape(-1, n_channels), alpha=n_channels in (2, 4), space=space,
+                                 n_colors=palette.shape[0], rng=rng, sample_size=None, reserve_transparent=False)
+    fitted = _pipeline.map_onto(prepared, palette)
+    if dither > 0:
+        labels = _pipeline.dithered_frame_labels(prepared, fitted, n_frames, width, dither, labels_dtype)
+        squared_error = _pipeline.pixel_squared_error(prepared, fitted.palette, labels)
+    else:
+        labels = _pipeline.pixel_labels(prepared, fitted, labels_dtype)
+        squared_error = fitted.squared_error
+    return labels.reshape(n_frames, height, width), squared_error
 
 
 class KMeans:

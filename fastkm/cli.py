@@ -20,8 +20,9 @@ import typer
 import typer.core
 
 from . import __version__, _kernels
-from .api import DEFAULT_SAMPLE_SIZE, MAX_COLORS, FastkmError, quantize, shared_palette
+from .api import DEFAULT_SAMPLE_SIZE, MAX_COLORS, FastkmError, quantize, quantize_frames, shared_palette
 from .io import (
+    ANIMATION_SUFFIXES,
     DEFAULT_MAX_PIXELS,
     INDEXED_SUFFIXES,
     PALETTE_SUFFIXES,
@@ -30,11 +31,15 @@ from .io import (
     frame_count,
     ImageWriteError,
     Outputs,
+    gif_palette_size,
     indexed_capacity_error,
+    is_animation,
     output_kind,
     palette_capacity_error,
+    read_animation,
     read_image,
     read_palette,
+    write_animation,
     write_image,
     write_palette,
     write_quantized,
@@ -164,15 +169,32 @@ def _say(message):
 
 
 def _read_input(input_path, options, echo=_note):
-    """Read one input as the fit wants it: (H, W, C) or (H, W) uint8."""
-    image = read_image(input_path, max_pixels=options["max_pixels"])
-    n_frames = frame_count(input_path)
-    if n_frames > 1:
-        echo(f"note: {input_path} has {n_frames} frames; fastkm quantizes the first one")
+    """Read one input (one frame of it with options["frame"]) as the fit wants it:
+    (H, W, C) or (H, W) uint8."""
+    if options.get("frame") is not None:
+        frames = read_animation(input_path, max_pixels=options["max_pixels"], last_frame=options["frame"]).frames
+        image = frames[-1] if frames.shape[3] == 3 or np.any(frames[-1, :, :, 3] < 255) else frames[-1, :, :, :3]
+    else:
+        image = read_image(input_path, max_pixels=options["max_pixels"])
+        n_frames = frame_count(input_path)
+        if n_frames > 1:
+            echo(f"note: {input_path} has {n_frames} frames; fastkm quantizes the first one (--frame N picks another)")
     palette = options.get("palette")
-    if palette is not None and image.ndim == 2 and palette.shape[1] == 3:
-        image = np.dstack([image] * 3)  # a grey image onto a colour palette
-    return image
+    return image if palette is None else _onto_channels(image, palette.shape[1])
+
+
+def _onto_channels(image, n_channels):
+    """An image in a palette's channels: grey repeated to RGB, an opaque alpha added (a
+    shared palette over images of which some have transparency)."""
+    if image.ndim == 2:
+        image = image[:, :, None]
+    colour, alpha = (image[..., :-1], image[..., -1:]) if image.shape[2] in (2, 4) else (image, None)
+    if n_channels >= 3 and colour.shape[2] == 1:
+        colour = np.repeat(colour, 3, axis=2)
+    if n_channels in (2, 4) and alpha is None:
+        alpha = np.full(image.shape[:2] + (1,), 255, np.uint8)
+    image = np.concatenate([colour, alpha], axis=2) if alpha is not None else colour
+    return image[:, :, 0] if image.shape[2] == 1 else image
 
 
 def _fit(image, options, echo=_note):
@@ -192,7 +214,7 @@ def _fit(image, options, echo=_note):
 
 def _quality(result):
     """'MSE m, PSNR p dB, ΔE d' for a summary line."""
-    delta_e = result.delta_e
+    delta_e = getattr(result, "delta_e", None)  # not measured over animation frames
     text = f"MSE {result.mse:.2f}, PSNR {result.psnr:.2f} dB"
     return text + (f", ΔE {delta_e:.4f}" if delta_e is not None else "")
 
@@ -274,6 +296,8 @@ def _quantize_to(input_path, output_path, options, echo=_note, inputs=None):
     if save_palette is not None:
         outputs.append((save_palette, "the palette output"))
     _check_outputs(inputs or Inputs([input_path]), outputs, options["force"])
+    if options.get("frame") is None and is_animation(input_path):
+        return _quantize_animation(input_path, output_path, options, echo=echo)
     image = _read_input(input_path, options, echo=echo)
     if save_palette is not None:
         why_not = palette_capacity_error(save_palette, image.shape[2] if image.ndim == 3 else 1)
@@ -284,6 +308,53 @@ def _quantize_to(input_path, output_path, options, echo=_note, inputs=None):
         write_quantized(output_path, result.palette, result.labels, optimize=options["optimize"], outputs=staged)
         if save_palette is not None:
             write_palette(save_palette, result.palette, outputs=staged)
+        staged.publish()
+    return result, seconds
+
+
+def _quantize_animation(input_path, output_path, options, echo=_note):
+    """Quantize every frame of an animation (one palette over all frames, or one per frame
+    with options["per_frame"]) and write it, with its palette when options["save_palette"]
+    names one; returns the FramesResult and the seconds quantize_frames took."""
+    suffix = output_path.suffix.lower()
+    save_palette = options["save_palette"]
+    if suffix not in ANIMATION_SUFFIXES:
+        raise Refused(
+            f"{output_path}: {suffix or '(no suffix)'} holds one frame and {input_path.name} is an animation; "
+            "write a .gif, .png or .webp, or pick one frame with --frame N"
+        )
+    if options.get("min_psnr") is not None:
+        raise Refused("--psnr chooses the colours of one image; animations take -k")
+    if save_palette is not None and options.get("per_frame"):
+        raise Refused("--save-palette: with --per-frame every frame has its own palette")
+    animation = read_animation(input_path, max_pixels=options["max_pixels"])
+    frames = animation.frames
+    if save_palette is not None:
+        why_not = palette_capacity_error(save_palette, frames.shape[3])
+        if why_not:
+            raise Refused(f"{save_palette}: {why_not}")
+    if suffix == ".gif" and frames.shape[3] == 4:
+        opacity = frames[..., 3]
+        if np.any((opacity > 0) & (opacity < 255)):
+            echo("note: GIF pixels are transparent or opaque: translucent ones are made one or the other at 50 %")
+            frames = frames.copy()
+            frames[..., 3] = np.where(opacity >= 128, 255, 0).astype(np.uint8)
+    n_colors = options["n_colors"]
+    if suffix == ".gif":
+        n_colors = gif_palette_size(n_colors, frames.shape[3] == 4 and bool(np.any(frames[..., 3] == 0)))
+    if not _kernels.kernels_cached():
+        echo("Compiling fastkm's kernels (first run only; they are cached for next time)...")
+    start = time.perf_counter()
+    result = quantize_frames(
+        frames, n_colors, per_frame=options.get("per_frame", False), palette=options.get("palette"),
+        seed=options["seed"], dither=options["dither"], space=options["space"], sample_size=options["sample_size"],
+    )
+    seconds = time.perf_counter() - start
+    with Outputs(replace=options["force"]) as staged:
+        write_animation(output_path, None, animation.durations, animation.loop, palettes=result.palettes,
+                        labels=result.labels, outputs=staged)
+        if save_palette is not None:
+            write_palette(save_palette, result.palettes[0], outputs=staged)
         staged.publish()
     return result, seconds
 
@@ -338,7 +409,7 @@ def _batch_file(input_path, output_path, options):
         result, seconds = _quantize_to(input_path, output_path, options)
     except (*FAILURES, MemoryError) as error:
         return error
-    return result.n_colors, result.mse, result.psnr, result.delta_e, seconds
+    return result.n_colors, result.mse, result.psnr, getattr(result, "delta_e", None), seconds
 
 
 def _run_here(jobs, starting):
@@ -463,7 +534,6 @@ def _fit_shared(inputs, options, recursive, output_dir=None):
 
         if not _kernels.kernels_cached():
             _note("Compiling fastkm's kernels (first run only; they are cached for next time)...")
-        # Alpha is not shared yet: such an image fails here with a clear message.
         options["palette"] = shared_palette(
             images(), options["n_colors"], seed=options["seed"], space=options["space"],
             sample_size=options["sample_size"],
@@ -535,6 +605,12 @@ def quantize_command(
     shared: bool = typer.Option(
         False, "--shared-palette", help="Fit one palette over all inputs (an equal share each) and map every input onto it."
     ),
+    per_frame: bool = typer.Option(
+        False, "--per-frame", help="Animations: fit a palette to every frame (default: one over all frames)."
+    ),
+    frame: Optional[int] = typer.Option(
+        None, "--frame", min=0, metavar="N", help="Quantize only frame N (from 0) of an animation, into any format."
+    ),
     scheduler: Optional[str] = typer.Option(
         None, "--scheduler", metavar="ADDRESS",
         help="Send a batch to this dask.distributed scheduler (tcp://host:8786), one task per file; needs "
@@ -549,7 +625,11 @@ def quantize_command(
         "n_colors": n_colors, "seed": seed, "sample_size": sample_size, "force": force, "optimize": optimize,
         "max_pixels": max_pixels, "palette": None, "save_palette": save_palette,
         "dither": dither_strength if dither else 0.0, "space": space.value, "min_psnr": min_psnr,
+        "per_frame": per_frame, "frame": frame,
     }
+    if per_frame and (palette_file is not None or shared or frame is not None):
+        raise typer.BadParameter("fits a palette to each frame of an animation; not with --palette, "
+                                 "--shared-palette or --frame", param_hint="'--per-frame'")
     if min_psnr is not None and (palette_file is not None or shared):
         raise typer.BadParameter("chooses the size of a fitted palette; not with --palette or --shared-palette",
                                  param_hint="'--psnr'")
@@ -589,16 +669,21 @@ def quantize_command(
 
     input_path = inputs[0]
     output_path = _output_of_one(input_path, output, n_colors)
+    if output is None and frame is None and input_path.suffix.lower() in ANIMATION_SUFFIXES and is_animation(input_path):
+        output_path = output_path.with_suffix(input_path.suffix)  # an animation keeps its format
 
     def body():
         _check_colours_fit(output_path, n_colors)
         result, seconds = _quantize_to(input_path, output_path, options, inputs=Inputs([input_path, *read_files]))
-        height, width = result.labels.shape
-        note = ""
-        if palette_file is None and result.n_distinct <= n_colors:
+        height, width = result.labels.shape[-2:]
+        note = size = ""
+        if palette_file is None and getattr(result, "n_distinct", n_colors + 1) <= n_colors:
             note = f" (the image has only {_count(result.n_distinct, 'distinct colour')}: kept exactly)"
+        if result.labels.ndim == 3:  # an animation
+            size = f", {_count(result.n_frames, 'frame')}"
+            note = " in each frame's palette" if not result.shared else ""
         _say(
-            f"{input_path.name} {width}x{height} -> {output_path}: {_count(result.n_colors, 'colour')}{note}, "
+            f"{input_path.name} {width}x{height}{size} -> {output_path}: {_count(result.n_colors, 'colour')}{note}, "
             f"{_quality(result)}, {seconds:.2f} s, "
             f"{_human_bytes(input_path.stat().st_size)} -> {_human_bytes(output_path.stat().st_size)}"
         )

@@ -410,12 +410,16 @@ def test_transparent_png_in_and_out(tmp_path, sample_photo):
     assert figure.exit_code == 0, figure.output
 
 
-def test_multi_frame_input_says_the_first_frame_is_used(tmp_path):
+def test_multi_frame_input_is_quantized_whole_and_compare_takes_the_first_frame(tmp_path):
     frames = [Image.fromarray(np.full((8, 8, 3), v, np.uint8)) for v in (10, 128, 250)]
     frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
-    result = invoke("quantize", tmp_path / "anim.gif", "-o", tmp_path / "first.png", "-k", 4)
+    result = invoke("quantize", tmp_path / "anim.gif", "-o", tmp_path / "all.png", "-k", 4)
     assert result.exit_code == 0, result.output
-    assert "has 3 frames; fastkm quantizes the first one" in result.output
+    assert "3 frames" in result.output
+    assert fastkm.io.read_animation(tmp_path / "all.png").n_frames == 3
+    figure = invoke("compare", tmp_path / "anim.gif", "-o", tmp_path / "figure.png", "-k", 4)
+    assert figure.exit_code == 0, figure.output
+    assert "has 3 frames; fastkm quantizes the first one" in figure.output
 
 
 def test_compare_dithered_oklab(photo_copy, tmp_path):

@@ -252,5 +252,7 @@ def test_shared_palette_mixed_grey_and_errors(parrots):
     assert fastkm.shared_palette([grey], 8).shape == (8, 1)
     with pytest.raises(fastkm.FastkmError, match="at least one image"):
         fastkm.shared_palette([], 8)
-    with pytest.raises(fastkm.FastkmError, match="alpha"):
-        fastkm.shared_palette([np.zeros((4, 4, 4), np.uint8)], 8)
+    # Transparency is shared too: a fully transparent image gives the transparent entry alone.
+    assert fastkm.shared_palette([np.zeros((4, 4, 4), np.uint8)], 8).tolist() == [[0, 0, 0, 0]]
+    with pytest.raises(fastkm.FastkmError, match="oklab"):
+        fastkm.shared_palette([np.zeros((4, 4, 4), np.uint8)], 8, space="oklab")

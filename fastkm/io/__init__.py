@@ -6,10 +6,19 @@ target folder and renamed into place, so an interrupted write never leaves a par
 file behind.  This module imports nothing else of fastkm.
 
 One module per concern: ``read`` (decoding), ``write`` (indexed and full-colour
-outputs), ``palettes`` (palette files), ``atomic`` (temporary file and rename).
+outputs), ``animation`` (GIF, APNG and WebP frames, timing and loop count),
+``palettes`` (palette files), ``atomic`` (temporary file and rename).
 """
 
 # ruff: noqa: F401
+from .animation import (
+    ANIMATION_SUFFIXES,
+    Animation,
+    gif_palette_size,
+    is_animation,
+    read_animation,
+    write_animation,
+)
 from .atomic import ImageWriteError, OutputExistsError, Outputs, _atomic_save
 from .palettes import PALETTE_SUFFIXES, palette_capacity_error, read_palette, write_palette
 from .read import (

@@ -163,6 +163,7 @@ def read_image(path: PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nd
         raise ImageReadError(f"{path}: cannot decode as an image ({_first_line(error)})") from None
     finally:
         Image.MAX_IMAGE_PIXELS = previous_limit
+    check_gif_trailer(path)
     if noticed:  # one warning per file, however many the decoder gave
         messages = dict.fromkeys(_first_line(warning.message).strip().rstrip(".") for warning in noticed)
         warnings.warn(f"{path}: {'; '.join(messages)}", ImageReadWarning, stacklevel=2)
@@ -219,6 +220,19 @@ def _palette_pixels(path, convert):
             every_index.info["transparency"] = image.info["transparency"]
         table = np.asarray(every_index.convert(convert))[0]
         return table[np.asarray(image)]
+
+
+def check_gif_trailer(path: PathLike) -> None:
+    """Raise ImageReadError for a GIF file cut short: Pillow reads the frames it finds and
+    stops quietly where the data ends, so a GIF must end with its trailer byte ';' (NUL
+    padding after it allowed)."""
+    path = Path(path)
+    with open(path, "rb") as file:
+        if file.read(4) != b"GIF8":
+            return
+        file.seek(max(0, path.stat().st_size - 4096))
+        if not file.read().rstrip(b"\0").endswith(b";"):
+            raise ImageReadError(f"{path}: ends without the GIF trailer; the file is truncated")
 
 
 def frame_count(path: PathLike) -> int:
