@@ -261,9 +261,9 @@ def test_gif_frames_are_cropped_to_what_changed(tmp_path, square_frames):
             rows, columns = np.nonzero(changed[i - 1])
             assert (top, bottom, left, right) == (rows.min(), rows.max() + 1, columns.min(), columns.max() + 1)
     # No larger than Pillow's own GIF of the same indexed frames (which crops them too).
-    from fastkm.io.write import _palette_image
+    from fastkm.io.write import palette_image
 
-    images = [_palette_image(result.palettes[0], labels) for labels in result.labels]
+    images = [palette_image(result.palettes[0], labels) for labels in result.labels]
     images[0].save(tmp_path / "pillow.gif", save_all=True, append_images=images[1:], duration=DURATIONS, loop=0)
     assert path.stat().st_size <= (tmp_path / "pillow.gif").stat().st_size
 

@@ -30,7 +30,7 @@ from PIL import GifImagePlugin, Image, ImageSequence
 
 from .atomic import ImageWriteError, _atomic_save
 from .read import DEFAULT_MAX_PIXELS, ImageReadError, _first_line, check_gif_trailer
-from .write import _palette_image, _software_note
+from .write import palette_image, _software_note
 
 # Formats that hold animations, by output suffix.
 ANIMATION_SUFFIXES = {".gif": "GIF", ".png": "PNG", ".apng": "PNG", ".webp": "WEBP"}
@@ -194,7 +194,7 @@ def write_animation(path, frames, durations, loop=0, *, palettes=None, labels=No
     n_frames = frames.shape[0]
     if labels is not None and len(palettes) == 1 and palettes[0].shape[0] <= 256 and ANIMATION_SUFFIXES[suffix] == "PNG":
 
-        images = [_palette_image(palettes[0], labels[i]) for i in range(n_frames)]
+        images = [palette_image(palettes[0], labels[i]) for i in range(n_frames)]
     else:
         images = [Image.fromarray(frames[i]) for i in range(n_frames)]
     options = {"save_all": True, "append_images": images[1:], "duration": durations.tolist(), "loop": int(loop)}
