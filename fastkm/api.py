@@ -552,7 +552,7 @@ def shared_palette(
     # Sampled pixels waiting to be histogrammed, by (pixels per image, channels, alpha):
     # images with as many pixels weigh the same per pixel, so one histogram serves many
     # (a histogram's 256**3 table costs more than a small frame's pixels).
-    pending = {}
+    pending: dict = {}
 
     def histogram(key):
         n_per_image, _, alpha = key
@@ -694,19 +694,19 @@ def _frame_stack(frames):
 
 
 def quantize_frames(
-    frames,
-    n_colors=256,
+    frames: Any,
+    n_colors: int = 256,
     *,
-    per_frame=False,
-    palette=None,
-    seed=0,
-    dither=0.0,
-    space="rgb",
-    sample_size=DEFAULT_SAMPLE_SIZE,
-    n_init=DEFAULT_N_INIT,
-    max_iter=100,
-    tol=1e-4,
-):
+    per_frame: bool = False,
+    palette: Any = None,
+    seed: Optional[int] = 0,
+    dither: Union[bool, float] = 0.0,
+    space: Space = "rgb",
+    sample_size: Optional[int] = DEFAULT_SAMPLE_SIZE,
+    n_init: Optional[int] = DEFAULT_N_INIT,
+    max_iter: int = 100,
+    tol: float = 1e-4,
+) -> "FramesResult":
     """Quantize the frames of an animation: one palette fitted over all frames (the
     default, so colours do not jump between frames), then every frame mapped onto it.
 
@@ -725,7 +725,7 @@ def quantize_frames(
     stack = _frame_stack(frames)
     n_frames, height, width, n_channels = stack.shape
     dither = _check_dither(dither)
-    options = {"seed": seed, "space": space, "sample_size": sample_size, "n_init": n_init, "max_iter": max_iter,
+    options: dict[str, Any] = {"seed": seed, "space": space, "sample_size": sample_size, "n_init": n_init, "max_iter": max_iter,
                "tol": tol}
     if per_frame:
         if palette is not None:

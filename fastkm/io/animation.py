@@ -28,7 +28,9 @@ from pathlib import Path
 import numpy as np
 from PIL import GifImagePlugin, Image, ImageSequence
 
-from .atomic import ImageWriteError, _atomic_save
+from typing import Any, Optional
+
+from .atomic import ImageWriteError, Outputs, PathLike, _atomic_save
 from .read import DEFAULT_MAX_PIXELS, ImageReadError, _first_line, check_gif_trailer
 from .write import palette_image, _software_note
 
@@ -60,7 +62,7 @@ class Animation:
         return self.frames.shape[0]
 
 
-def is_animation(path):
+def is_animation(path: PathLike) -> bool:
     """True when ``path`` is a GIF, PNG or WebP file with more than one frame."""
     try:
         # Decoder warnings (a corrupt EXIF block) are read_image's to report, once.
@@ -82,7 +84,8 @@ def _plays_from_file(image):
     return int(image.info.get("loop", 0))
 
 
-def read_animation(path, *, max_pixels=DEFAULT_MAX_PIXELS, last_frame=None):
+def read_animation(path: PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+                   last_frame: Optional[int] = None) -> Animation:
     """Read every frame of a GIF, APNG or animated WebP file, composited as a viewer shows it.
 
     Returns an Animation (frames (n, H, W, 3 or 4) uint8, durations in ms, loop count).
@@ -161,7 +164,17 @@ def _check_frames(frames, durations, loop):
     return durations.astype(np.int64)
 
 
-def write_animation(path, frames, durations, loop=0, *, palettes=None, labels=None, replace=True, outputs=None):
+def write_animation(
+    path: PathLike,
+    frames: Any,
+    durations: Any,
+    loop: int = 0,
+    *,
+    palettes: Any = None,
+    labels: Any = None,
+    replace: bool = True,
+    outputs: Optional[Outputs] = None,
+) -> None:
     """Write an animation atomically as .gif, .png (APNG) or .webp (lossless), by suffix.
 
     Either full-colour ``frames`` (n, H, W, 3 or 4) uint8, or indexed frames: ``labels``
@@ -220,7 +233,7 @@ def _colour_frames(palettes, labels):
 # GIF
 
 
-def gif_palette_size(n_colors, transparent):
+def gif_palette_size(n_colors: int, transparent: bool) -> int:
     """Colours to fit for a GIF animation of up to n_colors: 256 leave no index free for
     the pixels a frame leaves unchanged, so ask for 255 (as ffmpeg and gifski do) unless
     the frames have transparent pixels, whose entry serves (``transparent``).  A still
