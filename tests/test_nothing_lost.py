@@ -292,6 +292,7 @@ def test_a_decoder_crash_is_one_line_and_the_batch_goes_on(tmp_path, monkeypatch
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
 
 
+@pytest.mark.filterwarnings("ignore::fastkm.io.ImageReadWarning")
 @pytest.mark.parametrize("suffix", [".avif", ".png", ".jpg", ".webp", ".gif", ".tif", ".bmp"])
 def test_corrupted_files_decode_or_fail_with_image_read_error(tmp_path, suffix):
     """Seeded random byte changes and cuts of a small file of each format: read_image
