@@ -133,9 +133,11 @@ def test_dithering_keeps_local_averages_of_photos(sample_photo, name):
     photo = sample_photo(name)
     plain = fastkm.quantize(photo, 16)
     dithered = fastkm.quantize(photo, 16, dither=True)
-    # About half: what is left sits in saturated colours outside the palette's hull,
-    # which no mix of its entries can reach.
-    assert blurred_error(photo, dithered.image) < 0.6 * blurred_error(photo, plain.image)
+    # Dithering is selective: edges, texture and lone pixels get a third or less of the
+    # error, so what is left sits there and in saturated colours outside the palette's
+    # hull, which no mix of its entries can reach (full-strength dithering everywhere
+    # reached 0.5-0.6 here, selective 0.64 on kodim23, and looks better by SSIMULACRA2).
+    assert blurred_error(photo, dithered.image) < 0.75 * blurred_error(photo, plain.image)
     assert dithered.mse > plain.mse  # pixel by pixel it is further away
     np.testing.assert_array_equal(dithered.image, dithered.palette[dithered.labels])
 
@@ -153,7 +155,9 @@ def test_dithering_grey_oklab_and_alpha(parrots, rgba):
     # ring outside their hull: dithering helps less there (ratios 0.84-0.96 over seeds
     # 0-3, before and after the swap changes of issue 3; the better the plain fit, the
     # less dithering adds).
-    for image, options, ratio in ((grey, {}, 0.7), (parrots, {"space": "oklab"}, 0.7), (rgba, {}, 0.97)):
+    # In OKLab, selective dithering (less on edges and texture) leaves 0.74-0.80 of the
+    # blurred sRGB error (full strength everywhere: under 0.7).
+    for image, options, ratio in ((grey, {}, 0.7), (parrots, {"space": "oklab"}, 0.85), (rgba, {}, 0.97)):
         plain = fastkm.quantize(image, 16, **options)
         dithered = fastkm.quantize(image, 16, dither=True, **options)
         assert blurred_error(image, dithered.image) < ratio * blurred_error(image, plain.image), options
