@@ -297,9 +297,11 @@ def dithered_labels(prepared, result, width, strength, labels_dtype):
     if prepared.reserves_transparent:
         skip = ~prepared.visible
         palette_points[0] = np.float32(1e6)  # the reserved entry is for transparent pixels only
-    importance = prepared.importance
-    if importance is None:
-        importance = importance_map(prepared.error_pixels, width)
+    # The importance map tempers the dither map in texture when the fit made one; it is
+    # not made for dithering alone: on 4 photos at k = 32 and 128 (OKLab) SSIMULACRA2
+    # was 44.38 / 74.16 with it and 44.59 / 74.32 without, and it costs about as much as
+    # the dithering's other passes together.
+    importance = prepared.importance if prepared.importance is not None else np.zeros(0, dtype=np.uint8)
     strength_map = np.empty(n_pixels, dtype=np.uint8)
     _kernels.dither_map(undithered, width, importance, STRENGTH_OF_AGREEMENT, strength_map)
     neighbours, gaps = neighbour_lists(palette_points)

@@ -12,6 +12,18 @@ from numba import njit, prange
 MAP_ROWS = 16
 
 
+@njit(cache=True)
+def _pixel_contrast(pixels, left, centre, right, above, below):
+    """h + v of the pixel at row ``centre`` with its neighbours' rows (see contrast_map)."""
+    h = 0
+    v = 0
+    for j in range(pixels.shape[1]):
+        twice = 2 * np.int32(pixels[centre, j])
+        h = max(h, abs(np.int32(pixels[left, j]) + np.int32(pixels[right, j]) - twice))
+        v = max(v, abs(np.int32(pixels[above, j]) + np.int32(pixels[below, j]) - twice))
+    return h + v
+
+
 @njit(cache=True, parallel=True)
 def contrast_map(pixels, width, importance_of_contrast, importance):
     """Importance of every pixel from its local contrast.
@@ -26,24 +38,31 @@ def contrast_map(pixels, width, importance_of_contrast, importance):
     gradients (where banding shows), high in busy texture (where error hides).  It is
     twice liq's max(edge - |h - v| / 2, min(h, v)), which is (h + v) / 2 for any h, v.
     """
-    n_channels = pixels.shape[1]
     height = pixels.shape[0] // width
     n_tasks = (height + MAP_ROWS - 1) // MAP_ROWS
     for task in prange(n_tasks):
         for y in range(task * MAP_ROWS, min((task + 1) * MAP_ROWS, height)):
-            above = max(y - 1, 0) * width
             row = y * width
-            below = min(y + 1, height - 1) * width
-            for x in range(width):
-                left = row + max(x - 1, 0)
-                right = row + min(x + 1, width - 1)
-                h = 0
-                v = 0
-                for j in range(n_channels):
-                    centre = 2 * np.int64(pixels[row + x, j])
-                    h = max(h, abs(np.int64(pixels[left, j]) + np.int64(pixels[right, j]) - centre))
-                    v = max(v, abs(np.int64(pixels[above + x, j]) + np.int64(pixels[below + x, j]) - centre))
-                importance[row + x] = importance_of_contrast[h + v]
+            up = (max(y - 1, 0) - y) * width  # offsets of the rows above and below
+            down = (min(y + 1, height - 1) - y) * width
+            last = row + width - 1
+            importance[row] = importance_of_contrast[
+                _pixel_contrast(pixels, row, row, min(row + 1, last), row + up, row + down)
+            ]
+            # Inside the row no neighbour is clamped.
+            for i in range(row + 1, last):
+                importance[i] = importance_of_contrast[_pixel_contrast(pixels, i - 1, i, i + 1, i + up, i + down)]
+            if width > 1:
+                importance[last] = importance_of_contrast[
+                    _pixel_contrast(pixels, last - 1, last, last, last + up, last + down)
+                ]
+
+
+@njit(cache=True)
+def _cross_extreme(source, left, centre, right, above, below, take_max):
+    a = max(source[left], source[right]) if take_max else min(source[left], source[right])
+    b = max(source[above], source[below]) if take_max else min(source[above], source[below])
+    return max(max(a, b), source[centre]) if take_max else min(min(a, b), source[centre])
 
 
 @njit(cache=True, parallel=True)
@@ -57,19 +76,20 @@ def cross_filter(source, width, take_max, out):
     n_tasks = (height + MAP_ROWS - 1) // MAP_ROWS
     for task in prange(n_tasks):
         for y in range(task * MAP_ROWS, min((task + 1) * MAP_ROWS, height)):
-            above = max(y - 1, 0) * width
             row = y * width
-            below = min(y + 1, height - 1) * width
-            for x in range(width):
-                a = source[row + max(x - 1, 0)]
-                b = source[row + min(x + 1, width - 1)]
-                c = source[above + x]
-                d = source[below + x]
-                e = source[row + x]
-                if take_max:
-                    out[row + x] = max(max(max(a, b), max(c, d)), e)
-                else:
-                    out[row + x] = min(min(min(a, b), min(c, d)), e)
+            up = (max(y - 1, 0) - y) * width
+            down = (min(y + 1, height - 1) - y) * width
+            last = row + width - 1
+            out[row] = _cross_extreme(source, row, row, min(row + 1, last), row + up, row + down, take_max)
+            # Inside the row no neighbour is clamped; one loop per filter keeps the branch out.
+            if take_max:
+                for i in range(row + 1, last):
+                    out[i] = max(max(max(source[i - 1], source[i + 1]), max(source[i + up], source[i + down])), source[i])
+            else:
+                for i in range(row + 1, last):
+                    out[i] = min(min(min(source[i - 1], source[i + 1]), min(source[i + up], source[i + down])), source[i])
+            if width > 1:
+                out[last] = _cross_extreme(source, last - 1, last, last, last + up, last + down, take_max)
 
 
 @njit(cache=True, parallel=True)
