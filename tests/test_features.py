@@ -258,3 +258,37 @@ def test_shared_palette_mixed_grey_and_errors(parrots):
         fastkm.shared_palette([], 8)
     with pytest.raises(fastkm.FastkmError, match="alpha"):
         fastkm.shared_palette([np.zeros((4, 4, 4), np.uint8)], 8)
+
+
+# --- perceptual weighting -------------------------------------------------------------
+
+
+def test_perceptual_weighting_favours_flat_areas():
+    """A smooth ramp beside random noise: weighted by visibility, the fit spends more
+    entries on the ramp (where bands show) and less on the noise (which hides error);
+    plain k-means keeps the lowest MSE overall."""
+    from fastkm import _pipeline
+
+    height, width = 96, 128
+    ramp = np.linspace(0, 255, width // 2)[None, :, None] * np.array([1.0, 0.6, 0.3])
+    noise = np.random.default_rng(0).integers(0, 256, (height, width // 2, 3))
+    image = np.concatenate([np.broadcast_to(ramp, noise.shape), noise], axis=1).astype(np.uint8)
+    importance = _pipeline.importance_map(image.reshape(-1, 3), width).reshape(height, width)
+    assert importance[:, : width // 2 - 3].min() >= 250 and np.median(importance[:, width // 2 :]) < 100
+    plain = fastkm.quantize(image, 8, weighting="none")
+    weighted = fastkm.quantize(image, 8, weighting="perceptual")
+
+    def ramp_error(result):
+        return np.mean((result.image.astype(np.float64) - image)[:, : width // 2] ** 2)
+
+    # Measured: 319 -> 176 on the ramp, 922 -> 965 overall.
+    assert ramp_error(weighted) < 0.7 * ramp_error(plain)
+    assert plain.mse < weighted.mse
+
+
+def test_weighting_none_is_plain_kmeans_and_bad_names_are_refused(parrots):
+    default = fastkm.quantize(parrots, 8, seed=4)
+    none = fastkm.quantize(parrots, 8, seed=4, weighting="none")
+    np.testing.assert_array_equal(default.palette, none.palette)  # the default fit is plain k-means
+    with pytest.raises(fastkm.FastkmError, match="weighting='visible' must be one of 'perceptual', 'none'"):
+        fastkm.quantize(parrots, 8, weighting="visible")
