@@ -45,7 +45,6 @@ QUANTIZE_KERNELS = (
     weighted_moments,
     cell_kmeans_plusplus,
     colour_histogram,
-    weighted_colour_histogram,
     fill_label_table,
     remap_through_table,
     squared_error,
