@@ -292,3 +292,10 @@ def test_weighting_none_is_plain_kmeans_and_bad_names_are_refused(parrots):
     np.testing.assert_array_equal(default.palette, none.palette)  # the default fit is plain k-means
     with pytest.raises(fastkm.FastkmError, match="weighting='visible' must be one of 'perceptual', 'none'"):
         fastkm.quantize(parrots, 8, weighting="visible")
+
+
+def test_perceptual_weighting_needs_an_image_not_a_pixel_list(parrots):
+    with pytest.raises(fastkm.FastkmError, match="weighting='perceptual' needs the pixels' places"):
+        fastkm.quantize(parrots.reshape(-1, 3), 8, weighting="perceptual")
+    n_pixels = parrots.shape[0] * parrots.shape[1]
+    assert fastkm.quantize(parrots.reshape(-1, 3), 8, weighting="none").labels.shape == (n_pixels,)
