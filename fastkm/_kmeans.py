@@ -681,32 +681,63 @@ def _seeding(histogram, n_drawn, n_colors):
     return seeding if seeding[0].shape[0] > n_colors else None
 
 
-def pixel_stages(pixels, colours, counts, n_colors, rng, sample_size):
-    """Stages for pixels (n, d) uint8 with histogram (colours, counts): uniform random
-    pixel samples, histogrammed."""
+def pixel_stages(pixels, colours, weights, n_colors, rng, sample_size, pixel_weights=None):
+    """Stages for pixels (n, d) uint8 with histogram (colours, weights): uniform random
+    pixel samples, histogrammed.
+
+    pixel_weights: (n,) uint8, the weight of every pixel, or None for weight 1; weights
+    are then the (capped) weight sums of the colours, and every sample is histogrammed
+    with its pixels' weights (capped_weights), so each stage estimates the same weighted
+    objective.
+    """
+
+    def histogram(rows, indices):
+        # The weighted histogram of rows, drawn from pixels at indices.
+        if pixel_weights is None:
+            return distinct_colours(rows)
+        sample_colours, _, sums = _kernels.weighted_colour_histogram(rows, pixel_weights[indices])
+        return sample_colours, capped_weights(sums)
+
     n_pixels = pixels.shape[0]
-    full = (colours, counts)
+    full = (colours, weights)
     sampled = sample_size is not None and n_pixels > sample_size
     if sampled:
-        sample = _kernels.gather_rows(pixels, rng.integers(0, n_pixels, size=sample_size))
-        sample_hist = distinct_colours(sample)
+        indices = rng.integers(0, n_pixels, size=sample_size)
+        sample = _kernels.gather_rows(pixels, indices)
+        sample_hist = histogram(sample, indices)
         # A sample poorer in colours than the palette cannot seed it.
         sampled = sample_hist[0].shape[0] > n_colors
     if not sampled:
-        sample, sample_hist = pixels, full
+        sample, sample_hist, indices = pixels, full, None
     # The pixels of the seed stage, when they are a random draw (the first rows of an
     # unsampled image are not).
-    seed_hist, seed_pixels = sample_hist, (sample if sampled else None)
+    seed_hist, seed_pixels, seed_indices = sample_hist, (sample if sampled else None), indices
     if sample.shape[0] > SWAP_SAMPLE:
         # A random subset (the sample may be the whole image, whose first rows are not).
-        subset = _kernels.gather_rows(sample, rng.choice(sample.shape[0], SWAP_SAMPLE, replace=False))
-        subset_hist = distinct_colours(subset)
+        chosen = rng.choice(sample.shape[0], SWAP_SAMPLE, replace=False)
+        subset = _kernels.gather_rows(sample, chosen)
+        subset_indices = chosen if indices is None else indices[chosen]
+        subset_hist = histogram(subset, subset_indices)
         if subset_hist[0].shape[0] > n_colors:
-            seed_hist, seed_pixels = subset_hist, subset
+            seed_hist, seed_pixels, seed_indices = subset_hist, subset, subset_indices
     seeding = None
     if seed_pixels is not None:
-        seeding = _seeding(lambda m: distinct_colours(seed_pixels[:m]), seed_pixels.shape[0], n_colors)
+        seeding = _seeding(
+            lambda m: histogram(seed_pixels[:m], seed_indices[:m]), seed_pixels.shape[0], n_colors
+        )
     return Stages(seed_hist, sample_hist, full, seeding)
+
+
+# No colour weighs more than this share of the total weight (capped_weights).
+WEIGHT_CAP_SHARE = 0.1
+
+
+def capped_weights(weight_sums):
+    """Colour weights (u,) int64 with none above WEIGHT_CAP_SHARE of their total, so
+    that one colour (a large flat background, weighted most) cannot claim most of a
+    perceptually weighted palette."""
+    cap = max(1, int(np.sum(weight_sums) * WEIGHT_CAP_SHARE))
+    return np.minimum(weight_sums, cap)
 
 
 def _thinned(points, draws):

@@ -20,7 +20,7 @@ import typer
 import typer.core
 
 from . import __version__, _kernels
-from .api import DEFAULT_SAMPLE_SIZE, MAX_COLORS, FastkmError, quantize, quantize_frames, shared_palette
+from .api import DEFAULT_SAMPLE_SIZE, DEFAULT_WEIGHTING, MAX_COLORS, FastkmError, quantize, quantize_frames, shared_palette
 from .io import (
     ANIMATION_SUFFIXES,
     DEFAULT_MAX_PIXELS,
@@ -207,6 +207,7 @@ def _fit(image, options, echo=_note):
         image[:, :, None] if image.ndim == 2 else image, options["n_colors"], palette=options.get("palette"),
         seed=options["seed"],
         sample_size=options["sample_size"], dither=options["dither"], space=options["space"],
+        weighting=options.get("weighting", DEFAULT_WEIGHTING),
         min_psnr=options.get("min_psnr"),
     )
     return result, time.perf_counter() - start
@@ -273,6 +274,18 @@ class Space(str, Enum):
 
 SPACE_OPTION = typer.Option(
     Space.rgb, "--space", help="Colour space of the fit: rgb (lowest MSE) or oklab (perceptual, lowest ΔE)."
+)
+
+
+class Weighting(str, Enum):
+    perceptual = "perceptual"
+    none = "none"
+
+
+WEIGHTING_OPTION = typer.Option(
+    Weighting(DEFAULT_WEIGHTING), "--weighting",
+    help="perceptual: weigh each pixel by how visible its error is (flat areas most, busy texture a third); "
+    "none: plain k-means, lowest MSE.",
 )
 
 
@@ -598,6 +611,7 @@ def quantize_command(
     dither: bool = DITHER_OPTION,
     dither_strength: float = DITHER_STRENGTH_OPTION,
     space: Space = SPACE_OPTION,
+    weighting: Weighting = WEIGHTING_OPTION,
     min_psnr: Optional[float] = typer.Option(
         None, "--psnr", min=0.001, callback=_finite,
         help="Target quality in dB: the fewest colours, up to -k, that reach it (fails if -k colours cannot).",
@@ -624,8 +638,8 @@ def quantize_command(
     options = {
         "n_colors": n_colors, "seed": seed, "sample_size": sample_size, "force": force, "optimize": optimize,
         "max_pixels": max_pixels, "palette": None, "save_palette": save_palette,
-        "dither": dither_strength if dither else 0.0, "space": space.value, "min_psnr": min_psnr,
-        "per_frame": per_frame, "frame": frame,
+        "dither": dither_strength if dither else 0.0, "space": space.value, "weighting": weighting.value,
+        "min_psnr": min_psnr, "per_frame": per_frame, "frame": frame,
     }
     if per_frame and (palette_file is not None or shared or frame is not None):
         raise typer.BadParameter("fits a palette to each frame of an animation; not with --palette, "
@@ -704,6 +718,7 @@ def compare_command(
     dither: bool = DITHER_OPTION,
     dither_strength: float = DITHER_STRENGTH_OPTION,
     space: Space = SPACE_OPTION,
+    weighting: Weighting = WEIGHTING_OPTION,
     strip: bool = typer.Option(
         False, "--palette-strip", help="Draw the palette under the images, each colour as wide as its share."
     ),
@@ -711,7 +726,7 @@ def compare_command(
     """Write a figure: INPUT and its N-colour version side by side, with captions."""
     options = {
         "n_colors": n_colors, "seed": seed, "sample_size": sample_size, "max_pixels": max_pixels,
-        "dither": dither_strength if dither else 0.0, "space": space.value,
+        "dither": dither_strength if dither else 0.0, "space": space.value, "weighting": weighting.value,
     }
 
     def body():

@@ -148,38 +148,110 @@ def quantized_mse(image, palette):
     return total / pixels.size
 
 
-def floyd_steinberg(points, width, palette, strength, skip=None, round_before_search=False):
-    """Serpentine Floyd-Steinberg in plain Python, float32 arithmetic as the kernel.
+def weighted_colour_histogram(pixels, weights):
+    """Distinct rows, their counts and summed weights, sorted lexicographically."""
+    colours, inverse, counts = np.unique(pixels, axis=0, return_inverse=True, return_counts=True)
+    sums = np.zeros(len(colours), np.int64)
+    np.add.at(sums, inverse.ravel(), weights.astype(np.int64))
+    return colours, counts.astype(np.int64), sums
 
-    points (n, d) uint8 row-major, palette (m, d) float32; returns labels (n,) int64.
+
+def _padded(image):
+    return np.pad(image, [(1, 1), (1, 1)] + [(0, 0)] * (image.ndim - 2), mode="edge").astype(np.int64)
+
+
+def contrast_map(pixels, width, importance_of_contrast):
+    """Importance (n,) uint8 of every pixel: the table at h + v, the largest second
+    differences over channels along the row (h) and the column (v), borders repeated."""
+    image = _padded(pixels.reshape(-1, width, pixels.shape[1]))
+    centre = image[1:-1, 1:-1]
+    h = np.abs(image[1:-1, :-2] + image[1:-1, 2:] - 2 * centre).max(axis=2)
+    v = np.abs(image[:-2, 1:-1] + image[2:, 1:-1] - 2 * centre).max(axis=2)
+    return importance_of_contrast[(h + v).ravel()]
+
+
+def cross_filter(source, width, take_max):
+    """Max or min over each pixel and its 4 neighbours (borders repeated)."""
+    image = _padded(source.reshape(-1, width))
+    stack = np.stack([image[1:-1, 1:-1], image[1:-1, :-2], image[1:-1, 2:], image[:-2, 1:-1], image[2:, 1:-1]])
+    return (stack.max(axis=0) if take_max else stack.min(axis=0)).astype(np.uint8).ravel()
+
+
+def dither_map(labels, width, importance, strength_of_agreement):
+    """Dither strength (n,) uint8 from runs of equal labels, pixel by pixel."""
+    grid = labels.reshape(-1, width)
+    height = grid.shape[0]
+    strength = np.zeros(grid.shape, np.uint8)
+    for y in range(height):
+        x = 0
+        while x < width:
+            stop = x
+            while stop < width and grid[y, stop] == grid[y, x]:
+                stop += 1
+            score = 10 * (stop - x)
+            for column in range(x, stop):
+                score += 15 * (y > 0 and grid[y - 1, column] == grid[y, x])
+                score += 15 * (y + 1 < height and grid[y + 1, column] == grid[y, x])
+            value = int(strength_of_agreement[min(score, len(strength_of_agreement) - 1)])
+            for column in range(x, stop):
+                scale = 383 if importance is None else int(importance[y * width + column]) + 128
+                strength[y, column] = value * scale // 383
+            x = stop
+    return strength.ravel()
+
+
+def floyd_steinberg(points, width, palette, level, strength_map, max_error, skip, strip_rows, warmup_rows):
+    """Selective serpentine Floyd-Steinberg in plain Python, float32 as the kernel, strip
+    by strip: each strip of strip_rows rows starts from zero error warmup_rows above it.
+
+    points (n, d) uint8 row-major, palette (m, d) float32; returns labels (n,) int64
+    (-1 where skipped).
     """
     f32 = np.float32
     n_points, n_channels = points.shape
     height = n_points // width
     palette = palette.astype(np.float32)
-    error_row = np.zeros((width + 2, n_channels), np.float32)
-    error_below = np.zeros((width + 2, n_channels), np.float32)
-    labels = np.zeros(n_points, np.int64)
-    share = f32(strength) / f32(16.0)
-    for y in range(height):
-        step = 1 if y % 2 == 0 else -1
-        xs = range(width) if step == 1 else range(width - 1, -1, -1)
-        for x in xs:
-            i = y * width + x
-            if skip is not None and skip[i]:
-                continue
-            target = np.clip(points[i].astype(np.float32) + error_row[x + 1], f32(0), f32(255))
-            search = np.floor(target + f32(0.5)).astype(np.float32) if round_before_search else target
-            dist = ((search[None, :] - palette) ** 2).sum(axis=1, dtype=np.float32)
-            label = int(np.argmin(dist))
-            labels[i] = label
-            e = (target - palette[label]) * share
-            error_row[x + 1 + step] += f32(7) * e
-            error_below[x + 1 - step] += f32(3) * e
-            error_below[x + 1] += f32(5) * e
-            error_below[x + 1 + step] += e
-        error_row, error_below = error_below, error_row
-        error_below[:] = 0
+    labels = np.full(n_points, -1, np.int64)
+    for first in range(0, height, strip_rows):
+        error_row = np.zeros((width + 2, n_channels), np.float32)
+        error_below = np.zeros((width + 2, n_channels), np.float32)
+        for y in range(max(0, first - warmup_rows), min(first + strip_rows, height)):
+            step = 1 if y % 2 == 0 else -1
+            for x in range(width) if step == 1 else range(width - 1, -1, -1):
+                i = y * width + x
+                if skip is not None and skip[i]:
+                    continue
+                share = f32(level) if strength_map is None else f32(level) / f32(255) * f32(strength_map[i])
+                value = points[i].astype(np.float32)
+                diffused = error_row[x + 1] * share
+                length = f32(0)
+                for e in diffused:
+                    length += e * e
+                target = value
+                if length >= f32(2):
+                    ratio = f32(1)
+                    for j in range(n_channels):
+                        if value[j] + diffused[j] > f32(280.5):
+                            ratio = min(ratio, (f32(280.5) - value[j]) / diffused[j])
+                        elif value[j] + diffused[j] < f32(-25.5):
+                            ratio = min(ratio, (f32(-25.5) - value[j]) / diffused[j])
+                    if length > f32(max_error):
+                        ratio *= f32(0.8)
+                    target = value + diffused * ratio
+                dist = ((target[None, :] - palette) ** 2).sum(axis=1, dtype=np.float32)
+                label = int(np.argmin(dist))
+                if y >= first:
+                    labels[i] = label
+                error = target - palette[label]
+                if (error * error).sum(dtype=np.float32) > f32(max_error):
+                    error = error * f32(0.75)
+                error = error / f32(16)
+                error_row[x + 1 + step] += f32(7) * error
+                error_below[x + 1 - step] += f32(3) * error
+                error_below[x + 1] += f32(5) * error
+                error_below[x + 1 + step] += error
+            error_row, error_below = error_below, error_row
+            error_below[:] = 0
     return labels
 
 

@@ -520,3 +520,14 @@ def test_quiet_anywhere_keeps_results_and_errors(photo_copy, tmp_path):
     Image.fromarray(np.array([[0, 255]], np.uint8)).save(grey)
     listed = invoke("palette", grey, "-k", 3, "-q")
     assert listed.exit_code == 0 and listed.stderr == "" and len(listed.stdout.splitlines()) == 2
+
+
+def test_weighting_option(photo_copy, tmp_path):
+    outputs = {}
+    for weighting in ("perceptual", "none"):
+        result = invoke("quantize", photo_copy, "-o", tmp_path / f"{weighting}.png", "-k", 8, "--weighting", weighting)
+        assert result.exit_code == 0, result.output
+        outputs[weighting] = np.asarray(Image.open(tmp_path / f"{weighting}.png").convert("RGB"))
+    assert not np.array_equal(outputs["perceptual"], outputs["none"])
+    bad = invoke("quantize", photo_copy, "-o", tmp_path / "bad.png", "--weighting", "loud")
+    assert bad.exit_code == 2 and not (tmp_path / "bad.png").exists()

@@ -1,6 +1,7 @@
 """The same input, k and seed give byte-identical files: any thread count, CLI or API."""
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -11,21 +12,21 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 RUN = """
-import hashlib, sys
+import hashlib, json, sys
 import fastkm
 from fastkm.io import read_image, write_quantized
 image = read_image(sys.argv[1])
-result = fastkm.quantize(image, int(sys.argv[2]), seed=int(sys.argv[3]))
+result = fastkm.quantize(image, int(sys.argv[2]), seed=int(sys.argv[3]), **json.loads(sys.argv[5]))
 write_quantized(sys.argv[4], result.palette, result.labels)
 print(hashlib.sha256(open(sys.argv[4], "rb").read()).hexdigest())
 """
 
 
-def _api_digest(tmp_path, image_path, n_colors, seed, threads):
+def _api_digest(tmp_path, image_path, n_colors, seed, threads, **options):
     output = tmp_path / f"api-{threads}.png"
     env = dict(os.environ, NUMBA_NUM_THREADS=str(threads))
     completed = subprocess.run(
-        [sys.executable, "-c", RUN, str(image_path), str(n_colors), str(seed), str(output)],
+        [sys.executable, "-c", RUN, str(image_path), str(n_colors), str(seed), str(output), json.dumps(options)],
         env=env, capture_output=True, text=True, check=True, cwd=ROOT,
     )
     return completed.stdout.strip().splitlines()[-1]
@@ -43,6 +44,15 @@ def test_identical_files_for_1_2_4_threads_and_the_cli(tmp_path, sample_path, n_
         capture_output=True, text=True, check=True, cwd=ROOT,
     )
     assert hashlib.sha256(cli_output.read_bytes()).hexdigest() == digests[1]
+
+
+@pytest.mark.parametrize("weighting", ["perceptual", "none"])
+def test_weighted_and_dithered_files_identical_for_1_2_4_threads(tmp_path, sample_path, weighting):
+    # Dithered in strips and weighted by the importance map: neither may depend on threads.
+    image_path = sample_path("kodim23.png")
+    options = {"dither": True, "weighting": weighting}
+    digests = {threads: _api_digest(tmp_path, image_path, 32, 3, threads, **options) for threads in (1, 2, 4)}
+    assert len(set(digests.values())) == 1, digests
 
 
 def test_repeated_runs_in_one_process_are_identical(sample_photo):

@@ -133,9 +133,11 @@ def test_dithering_keeps_local_averages_of_photos(sample_photo, name):
     photo = sample_photo(name)
     plain = fastkm.quantize(photo, 16)
     dithered = fastkm.quantize(photo, 16, dither=True)
-    # About half: what is left sits in saturated colours outside the palette's hull,
-    # which no mix of its entries can reach.
-    assert blurred_error(photo, dithered.image) < 0.6 * blurred_error(photo, plain.image)
+    # Dithering is selective: edges, texture and lone pixels get a third or less of the
+    # error, so what is left sits there and in saturated colours outside the palette's
+    # hull, which no mix of its entries can reach (full-strength dithering everywhere
+    # reached 0.5-0.6 here, selective 0.64 on kodim23, and looks better by SSIMULACRA2).
+    assert blurred_error(photo, dithered.image) < 0.75 * blurred_error(photo, plain.image)
     assert dithered.mse > plain.mse  # pixel by pixel it is further away
     np.testing.assert_array_equal(dithered.image, dithered.palette[dithered.labels])
 
@@ -153,7 +155,9 @@ def test_dithering_grey_oklab_and_alpha(parrots, rgba):
     # ring outside their hull: dithering helps less there (ratios 0.84-0.96 over seeds
     # 0-3, before and after the swap changes of issue 3; the better the plain fit, the
     # less dithering adds).
-    for image, options, ratio in ((grey, {}, 0.7), (parrots, {"space": "oklab"}, 0.7), (rgba, {}, 0.97)):
+    # In OKLab, selective dithering (less on edges and texture) leaves 0.74-0.80 of the
+    # blurred sRGB error (full strength everywhere: under 0.7).
+    for image, options, ratio in ((grey, {}, 0.7), (parrots, {"space": "oklab"}, 0.85), (rgba, {}, 0.97)):
         plain = fastkm.quantize(image, 16, **options)
         dithered = fastkm.quantize(image, 16, dither=True, **options)
         assert blurred_error(image, dithered.image) < ratio * blurred_error(image, plain.image), options
@@ -256,3 +260,44 @@ def test_shared_palette_mixed_grey_and_errors(parrots):
     assert fastkm.shared_palette([np.zeros((4, 4, 4), np.uint8)], 8).tolist() == [[0, 0, 0, 0]]
     with pytest.raises(fastkm.FastkmError, match="oklab"):
         fastkm.shared_palette([np.zeros((4, 4, 4), np.uint8)], 8, space="oklab")
+
+
+# --- perceptual weighting -------------------------------------------------------------
+
+
+def test_perceptual_weighting_favours_flat_areas():
+    """A smooth ramp beside random noise: weighted by visibility, the fit spends more
+    entries on the ramp (where bands show) and less on the noise (which hides error);
+    plain k-means keeps the lowest MSE overall."""
+    from fastkm import _pipeline
+
+    height, width = 96, 128
+    ramp = np.linspace(0, 255, width // 2)[None, :, None] * np.array([1.0, 0.6, 0.3])
+    noise = np.random.default_rng(0).integers(0, 256, (height, width // 2, 3))
+    image = np.concatenate([np.broadcast_to(ramp, noise.shape), noise], axis=1).astype(np.uint8)
+    importance = _pipeline.importance_map(image.reshape(-1, 3), width).reshape(height, width)
+    assert importance[:, : width // 2 - 3].min() >= 250 and np.median(importance[:, width // 2 :]) < 100
+    plain = fastkm.quantize(image, 8, weighting="none")
+    weighted = fastkm.quantize(image, 8, weighting="perceptual")
+
+    def ramp_error(result):
+        return np.mean((result.image.astype(np.float64) - image)[:, : width // 2] ** 2)
+
+    # Measured: 319 -> 176 on the ramp, 922 -> 965 overall.
+    assert ramp_error(weighted) < 0.7 * ramp_error(plain)
+    assert plain.mse < weighted.mse
+
+
+def test_weighting_none_is_plain_kmeans_and_bad_names_are_refused(parrots):
+    default = fastkm.quantize(parrots, 8, seed=4)
+    none = fastkm.quantize(parrots, 8, seed=4, weighting="none")
+    np.testing.assert_array_equal(default.palette, none.palette)  # the default fit is plain k-means
+    with pytest.raises(fastkm.FastkmError, match="weighting='visible' must be one of 'perceptual', 'none'"):
+        fastkm.quantize(parrots, 8, weighting="visible")
+
+
+def test_perceptual_weighting_needs_an_image_not_a_pixel_list(parrots):
+    with pytest.raises(fastkm.FastkmError, match="weighting='perceptual' needs the pixels' places"):
+        fastkm.quantize(parrots.reshape(-1, 3), 8, weighting="perceptual")
+    n_pixels = parrots.shape[0] * parrots.shape[1]
+    assert fastkm.quantize(parrots.reshape(-1, 3), 8, weighting="none").labels.shape == (n_pixels,)

@@ -6,7 +6,8 @@ import pytest
 
 import fastkm
 from fastkm import _kernels, _kmeans
-from fastkm._pipeline import guess_radius
+from fastkm import _pipeline
+from fastkm._kernels import dither
 
 from . import reference
 
@@ -99,6 +100,23 @@ def test_colour_histogram_matches_reference(n_channels, n_values):
     colours, counts = reference.sort_colours(colours, counts)
     np.testing.assert_array_equal(colours, expected_colours)
     np.testing.assert_array_equal(counts, expected_counts)
+
+
+@pytest.mark.parametrize("n_channels", [1, 2, 3])
+def test_weighted_colour_histogram_matches_reference(n_channels):
+    rng = np.random.default_rng(n_channels)
+    pixels = random_points(rng, 3 * _kernels.PIXEL_BLOCK + 11, n_channels, n_values=23)
+    weights = rng.integers(0, 256, len(pixels)).astype(np.uint8)
+    colours, counts, sums = _kernels.weighted_colour_histogram(pixels, weights)
+    expected = reference.weighted_colour_histogram(pixels, weights)
+    order = np.lexsort(colours.T[::-1])
+    for got, want in zip((colours[order], counts[order], sums[order]), expected):
+        np.testing.assert_array_equal(got, want)
+    # Without weights: the same colours and counts, no sums.
+    plain = _kernels.weighted_colour_histogram(pixels, np.zeros(0, np.uint8))
+    np.testing.assert_array_equal(plain[0], colours)
+    np.testing.assert_array_equal(plain[1], counts)
+    assert plain[2].shape == (0,)
 
 
 def test_colour_histogram_of_one_pixel():
@@ -238,37 +256,110 @@ def test_gather_rows_matches_fancy_indexing(n_channels):
     np.testing.assert_array_equal(_kernels.gather_rows(pixels, indices), pixels[indices])
 
 
-# Nearest-entry tables cover up to 3 channels.
-@pytest.mark.parametrize(("n_channels", "use_table"), [(1, False), (1, True), (3, False), (3, True), (4, False)])
-@pytest.mark.parametrize("use_guess", [False, True])
-def test_floyd_steinberg_matches_reference(n_channels, use_table, use_guess):
-    rng = np.random.default_rng(n_channels + 10 * use_table)
-    height, width = 23, 37
-    # A smooth ramp with noise: errors carry over many pixels.
-    ramp = np.linspace(0, 255, height * width)[:, None] + rng.normal(0, 20, (height * width, n_channels))
+@pytest.mark.parametrize(("n_channels", "n_entries"), [(1, 5), (3, 9), (3, 300), (4, 12)])
+@pytest.mark.parametrize("with_map", [False, True])
+@pytest.mark.parametrize("good_guesses", [False, True])
+def test_floyd_steinberg_matches_reference(n_channels, n_entries, with_map, good_guesses):
+    rng = np.random.default_rng(n_channels + 10 * n_entries + 2 * with_map + good_guesses)
+    # Three strips and a part: the seams between strips are covered.
+    height, width = 3 * dither.STRIP_ROWS + 5, 13
+    # A smooth ramp with noise: errors carry over many pixels, and out of the cube.
+    ramp = np.linspace(-20, 275, height * width)[:, None] + rng.normal(0, 20, (height * width, n_channels))
     points = np.clip(ramp, 0, 255).astype(np.uint8)
-    palette = rng.uniform(0, 255, size=(9, n_channels)).astype(np.float32)
+    palette = rng.uniform(0, 255, size=(n_entries, n_channels)).astype(np.float32)
+    palette[-1] = palette[0]  # a duplicate entry: ties go to the lowest index
+    strength_map = rng.integers(0, 256, height * width).astype(np.uint8) if with_map else np.zeros(0, np.uint8)
     skip = rng.random(height * width) < 0.1
-    table = np.full(256**n_channels, -1, np.int32) if use_table else np.zeros(0, np.int32)
-    labels = np.full(height * width, 99, np.uint8)
-    # The guess shortcut must never change a label: it only skips searches.
-    radius = guess_radius(palette) if use_guess else np.zeros(0, np.float32)
-    _kernels.floyd_steinberg(points, width, palette, 0.8, skip, table, radius, labels)
-    expected = reference.floyd_steinberg(points, width, palette, 0.8, skip, round_before_search=use_table)
+    if good_guesses:
+        guesses = reference.assign_labels(points, palette)[0].astype(np.int32)
+    else:  # the guess only starts the search: any guess gives the same labels
+        guesses = rng.integers(0, n_entries, height * width).astype(np.int32)
+    neighbours, gaps = _pipeline.neighbour_lists(palette)
+    labels = np.full(height * width, 999, np.uint16)
+    max_error = 600.0
+    _kernels.floyd_steinberg(
+        points, width, palette, 0.9, strength_map, np.float32(max_error), skip, guesses, neighbours, gaps,
+        _pipeline.guess_radius(gaps), labels,
+    )
+    expected = reference.floyd_steinberg(
+        points, width, palette, 0.9, strength_map if with_map else None, max_error, skip,
+        dither.STRIP_ROWS, dither.WARMUP_ROWS,
+    )
     np.testing.assert_array_equal(labels[~skip], expected[~skip])
-    assert np.all(labels[skip] == 99)  # skipped pixels keep their labels
+    assert np.all(labels[skip] == 999)  # skipped pixels keep their labels
 
 
-def test_floyd_steinberg_zero_strength_is_the_nearest_entry():
+def test_floyd_steinberg_zero_level_is_the_nearest_entry():
     rng = np.random.default_rng(5)
     points = random_points(rng, 40 * 30, 3)
     palette = rng.uniform(0, 255, size=(16, 3)).astype(np.float32)
     labels = np.empty(len(points), np.int32)
+    neighbours, gaps = _pipeline.neighbour_lists(palette)
     _kernels.floyd_steinberg(
-        points, 40, palette, 0.0, np.zeros(0, np.bool_), np.zeros(0, np.int32), guess_radius(palette), labels
+        points, 40, palette, 0.0, np.zeros(0, np.uint8), np.float32(100.0), np.zeros(0, np.bool_),
+        np.zeros(len(points), np.int32), neighbours, gaps, _pipeline.guess_radius(gaps), labels,
     )
     expected, _ = reference.assign_labels(points, palette)
     np.testing.assert_array_equal(labels, expected)
+
+
+def test_neighbour_lists_put_each_entry_first_then_by_distance():
+    palette = np.array([[0, 0, 0], [10, 0, 0], [0, 0, 0], [3, 4, 0]], np.float32)
+    neighbours, gaps = _pipeline.neighbour_lists(palette)
+    np.testing.assert_array_equal(neighbours[:, 0], [0, 1, 2, 3])  # itself, even when duplicated
+    np.testing.assert_array_equal(neighbours[0], [0, 2, 3, 1])
+    np.testing.assert_allclose(gaps[0], [0, 0, 5, 10])
+    np.testing.assert_array_equal(_pipeline.guess_radius(gaps)[[0, 3]], [0, np.float32(0.98 * 0.25 * 25)])
+
+
+@pytest.mark.parametrize("n_channels", [1, 3, 4])
+def test_contrast_map_matches_reference(n_channels):
+    rng = np.random.default_rng(n_channels)
+    height, width = 2 * _kernels.MAP_ROWS + 3, 29
+    # Smooth and busy parts side by side.
+    smooth = np.linspace(0, 255, height * width).reshape(height, width, 1).repeat(n_channels, axis=2)
+    noisy = smooth + rng.normal(0, 40, smooth.shape) * (np.arange(width) > width // 2)[None, :, None]
+    pixels = np.clip(noisy, 0, 255).astype(np.uint8).reshape(-1, n_channels)
+    importance = np.empty(height * width, np.uint8)
+    _kernels.contrast_map(pixels, width, _pipeline.IMPORTANCE_OF_CONTRAST, importance)
+    np.testing.assert_array_equal(importance, reference.contrast_map(pixels, width, _pipeline.IMPORTANCE_OF_CONTRAST))
+    grid = importance.reshape(height, width)
+    # Rounding the ramp to integers leaves second differences of 1 or 2.
+    assert grid[:, 2 : width // 2 - 1].min() >= 240 and np.median(grid[:, width // 2 + 2 :]) < 150
+
+
+@pytest.mark.parametrize("take_max", [False, True])
+@pytest.mark.parametrize(("height", "width"), [(1, 1), (1, 7), (6, 1), (37, 11)])
+def test_cross_filter_matches_reference(take_max, height, width):
+    source = np.random.default_rng(height * width).integers(0, 256, height * width).astype(np.uint8)
+    out = np.empty_like(source)
+    _kernels.cross_filter(source, width, take_max, out)
+    np.testing.assert_array_equal(out, reference.cross_filter(source, width, take_max))
+
+
+@pytest.mark.parametrize("with_importance", [False, True])
+def test_dither_map_matches_reference(with_importance):
+    rng = np.random.default_rng(with_importance)
+    height, width = 2 * _kernels.MAP_ROWS + 5, 31
+    # Bands of one label broken by noise: long runs, short runs and lone pixels.
+    labels = (np.arange(height * width) // 97 % 5).astype(np.uint8)
+    labels[rng.random(labels.size) < 0.2] = 7
+    importance = rng.integers(85, 256, labels.size).astype(np.uint8) if with_importance else np.zeros(0, np.uint8)
+    strength = np.empty(labels.size, np.uint8)
+    _kernels.dither_map(labels, width, importance, _pipeline.STRENGTH_OF_AGREEMENT, strength)
+    expected = reference.dither_map(
+        labels, width, importance if with_importance else None, _pipeline.STRENGTH_OF_AGREEMENT
+    )
+    np.testing.assert_array_equal(strength, expected)
+
+
+def test_dither_map_is_full_in_bands_and_a_third_at_lone_pixels():
+    labels = np.zeros((9, 40), np.uint8)
+    labels[4, 20] = 1
+    strength = np.empty(labels.size, np.uint8)
+    _kernels.dither_map(labels.ravel(), 40, np.zeros(0, np.uint8), _pipeline.STRENGTH_OF_AGREEMENT, strength)
+    strength = strength.reshape(labels.shape)
+    assert strength[0, 0] >= 250 and strength[4, 20] == 85
 
 
 @pytest.mark.parametrize("n_channels", [1, 3])

@@ -11,7 +11,7 @@ bit-identical for any number of threads.
 
 One module per pipeline stage, in the order a quantize call runs them: ``histogram``
 (colours and their counts), ``cells`` (the grid that prunes the nearest search),
-``seeding`` (k-means++), ``nearest`` and ``lloyd`` (assignment and centroid updates),
+``maps`` (importance and dither maps), ``seeding`` (k-means++), ``nearest`` and ``lloyd`` (assignment and centroid updates),
 ``swaps`` (moments and splits for the swap proposals), ``remap`` and ``dither`` (labels
 of every pixel), ``metrics`` (figures over every pixel).  This package re-exports them
 all.  Each kernel has a plain-NumPy reference in ``tests/reference.py``.
@@ -25,7 +25,8 @@ import os
 from ._common import ASSIGN_TILE, ASSIGN_TILES_PER_TASK, SUM_BLOCK, SEED_BLOCK, PIXEL_BLOCK, BUCKETS_PER_TASK
 from .cells import CELL_SLACK, TOP_CELL_BITS, cell_sort
 from .dither import floyd_steinberg
-from .histogram import colour_histogram, gather_rows
+from .histogram import colour_histogram, weighted_colour_histogram, gather_rows
+from .maps import MAP_ROWS, contrast_map, cross_filter, dither_map
 from .lloyd import lloyd_step, cell_lloyd_step
 from .metrics import oklab_distance_sum
 from .nearest import point_columns, assign_labels
@@ -101,8 +102,8 @@ def _tolerate_broken_cache(kernel):
 
 
 # Every cached function here, helpers included: a caller's compile loads its helpers.
-from . import _common, cells, dither, histogram, lloyd, metrics, nearest, remap, seeding, swaps  # noqa: E402
+from . import _common, cells, dither, histogram, lloyd, maps, metrics, nearest, remap, seeding, swaps  # noqa: E402
 
-for _module in (_common, cells, dither, histogram, lloyd, metrics, nearest, remap, seeding, swaps):
+for _module in (_common, cells, dither, histogram, lloyd, maps, metrics, nearest, remap, seeding, swaps):
     for _kernel in [value for value in vars(_module).values() if hasattr(value, "_cache")]:
         _tolerate_broken_cache(_kernel)

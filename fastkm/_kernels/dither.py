@@ -1,8 +1,22 @@
-"""Floyd-Steinberg error diffusion onto a palette."""
+"""Selective Floyd-Steinberg error diffusion onto a palette, in parallel strips."""
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
+# Rows of one strip: strips are dithered in parallel, each from zero error WARMUP_ROWS
+# rows above its first (whose labels it does not write), so the seam between strips
+# does not show.  Fixed sizes: the labels are the same for any number of threads.
+STRIP_ROWS = 64
+WARMUP_ROWS = 8
+# A diffused error whose squared length (over channels) is below this is not applied:
+# it would flip few pixels, and the file is smaller where flat areas stay flat.
+MIN_DIFFUSED = np.float32(2.0)
+# A target may leave the 0..255 cube by this much before the error is scaled down.
+GAMUT_SLACK = np.float32(25.5)
+# Slack of the nearest-entry search's stopping test (relative and absolute): float32
+# distances are compared with float32 sums, which may differ in the last bits.
+SEARCH_SLACK = np.float32(1.001)
+SEARCH_SLACK_ABSOLUTE = np.float32(1e-3)
 
 
 @njit(cache=True)
@@ -28,70 +42,126 @@ def _nearest_entry(target, palette):
 
 
 @njit(cache=True)
-def floyd_steinberg(points, width, palette, strength, skip, nearest_table, guess_radius, labels):
-    """Floyd-Steinberg error diffusion onto a palette, in serpentine row order.
+def _nearest_from(target, palette, guess, neighbours, neighbour_gaps, guess_radius):
+    """The entry nearest to target (lowest index on ties), searched from a guess.
 
-    points        IN  (n, d) uint8, the pixels of an image n / width rows high, row-major
-    palette       IN  (m, d) float32, in the same space as points
-    strength      IN  0..1, the fraction of each pixel's error passed on
-    skip          IN  (n,) bool: pixels left alone (their labels are kept, they pass on
-                  no error and the error sent to them is dropped); (0,) for none
-    nearest_table IN/OUT (256**d,) int32 filled with -1, or (0,) to search every pixel:
-                  a cache of the nearest entry of each integer colour, filled as met
-    guess_radius  IN  (m,) float32: a squared distance below which an entry is surely
-                  the nearest (under a quarter of its squared distance to the nearest
-                  other entry), or (0,) to always search
-    labels        OUT (n,) integer, palette index of every pixel
+    The guess g is kept when within its guess radius (then it is strictly nearest).
+    Otherwise g's neighbours are tried in order of their distance from g: an entry c
+    further than |t - g| + |t - best| from g is further from t than the best found
+    (triangle inequality), and so are all after it.  When g's list ends before that
+    test stops the search, every entry is tried.
+    """
+    best_dist = _squared_distance(target, palette, guess)
+    if best_dist < guess_radius[guess]:
+        return guess
+    best = guess
+    from_guess = np.sqrt(best_dist)
+    bound = SEARCH_SLACK * (from_guess + from_guess) + SEARCH_SLACK_ABSOLUTE
+    n_listed = neighbours.shape[1]
+    for r in range(1, n_listed):
+        if neighbour_gaps[guess, r] > bound:
+            return best
+        c = neighbours[guess, r]
+        dist = _squared_distance(target, palette, c)
+        if dist < best_dist or (dist == best_dist and c < best):
+            best_dist = dist
+            best = c
+            bound = SEARCH_SLACK * (from_guess + np.sqrt(best_dist)) + SEARCH_SLACK_ABSOLUTE
+    if n_listed == palette.shape[0]:
+        return best
+    return _nearest_entry(target, palette)
 
-    Each pixel's value plus the error it received is clipped to 0..255, takes the nearest
-    entry (of the value rounded to integers when a table is given), and sends
-    ``strength`` times its remaining error to its unvisited neighbours: 7/16 ahead, 3/16
-    behind below, 5/16 below, 1/16 ahead below.  Neighbours mostly share an entry: the
-    previous pixel's is tried first and kept, without a search, when it is within its
-    guess radius (then it is strictly the nearest, by the triangle inequality).  Serial:
-    each pixel needs its predecessors' errors.
+
+@njit(cache=True, parallel=True)
+def floyd_steinberg(
+    points, width, palette, level, strength_map, max_error, skip, guesses, neighbours, neighbour_gaps, guess_radius,
+    labels,
+):
+    """Selective Floyd-Steinberg error diffusion onto a palette, serpentine, in strips.
+
+    points         IN  (n, d) uint8, the pixels of an image n / width rows high, row-major
+    palette        IN  (m, d) float32, in the same space as points
+    level          IN  0..1, the share of the error received that a pixel applies
+    strength_map   IN  (n,) uint8, a further share (0..255 = none..all) per pixel, or
+                   (0,) for all everywhere
+    max_error      IN  squared error length above which an error is damped
+    skip           IN  (n,) bool: pixels left alone (their labels are kept, they pass on
+                   no error and the error sent to them is dropped); (0,) for none
+    guesses        IN  (n,) integer, an entry near each pixel (its undithered label)
+    neighbours     IN  (m, L) int32, for every entry the L <= m entries nearest to it,
+                   nearest first (itself); neighbour_gaps IN (m, L) float32 their
+                   distances (not squared) from it
+    guess_radius   IN  (m,) float32: a squared distance below which an entry is surely
+                   the nearest (under a quarter of its squared distance to the nearest
+                   other entry)
+    labels         OUT (n,) integer, palette index of every pixel
+
+    A pixel's target is its value plus the error it received times level and its
+    strength; a received error shorter than sqrt(MIN_DIFFUSED) is not applied.  When
+    the target would leave the cube 0..255 by more than GAMUT_SLACK, the whole error
+    is scaled down until it does not (its direction, the hue, is kept), and an error
+    longer than sqrt(max_error) applies 0.8 of itself.  The target takes its nearest
+    entry, and its remaining error (times 0.75 when longer than sqrt(max_error)) goes
+    to the unvisited neighbours: 7/16 ahead, 3/16 behind below, 5/16 below, 1/16
+    ahead below.  Rows alternate direction by their index in the image.
     """
     n_points, n_channels = points.shape
     height = n_points // width
-    error_row = np.zeros((width + 2, n_channels), dtype=np.float32)
-    error_below = np.zeros((width + 2, n_channels), dtype=np.float32)
-    target = np.empty(n_channels, dtype=np.float32)
-    rounded = np.empty(n_channels, dtype=np.float32)
-    use_table = nearest_table.shape[0] > 0
-    use_guess = guess_radius.shape[0] > 0
+    n_strips = (height + STRIP_ROWS - 1) // STRIP_ROWS
+    use_map = strength_map.shape[0] > 0
     use_skip = skip.shape[0] > 0
-    share = np.float32(strength) / np.float32(16.0)
-    previous = 0
-    for y in range(height):
-        step = 1 if y % 2 == 0 else -1
-        for s in range(width):
-            x = s if step == 1 else width - 1 - s
-            i = y * width + x
-            if use_skip and skip[i]:
-                continue
-            key = 0
-            for j in range(n_channels):
-                v = np.float32(points[i, j]) + error_row[x + 1, j]
-                target[j] = min(max(v, np.float32(0.0)), np.float32(255.0))
-                rounded[j] = np.float32(np.int64(target[j] + np.float32(0.5)))
-                key = key * 256 + np.int64(rounded[j])
-            search = rounded if use_table else target
-            if use_guess and _squared_distance(search, palette, previous) < guess_radius[previous]:
-                label = previous
-            elif use_table:
-                label = nearest_table[key]
-                if label < 0:
-                    label = _nearest_entry(rounded, palette)
-                    nearest_table[key] = label
-            else:
-                label = _nearest_entry(target, palette)
-            labels[i] = label
-            previous = label
-            for j in range(n_channels):
-                e = (target[j] - palette[label, j]) * share
-                error_row[x + 1 + step, j] += 7 * e
-                error_below[x + 1 - step, j] += 3 * e
-                error_below[x + 1, j] += 5 * e
-                error_below[x + 1 + step, j] += e
-        error_row, error_below = error_below, error_row
-        error_below[:] = 0.0
+    full = np.float32(level)
+    map_scale = np.float32(level) / np.float32(255.0)
+    low = -GAMUT_SLACK
+    high = np.float32(255.0) + GAMUT_SLACK
+    for strip in prange(n_strips):
+        first = strip * STRIP_ROWS
+        error_row = np.zeros((width + 2, n_channels), dtype=np.float32)
+        error_below = np.zeros((width + 2, n_channels), dtype=np.float32)
+        value = np.empty(n_channels, dtype=np.float32)
+        diffused = np.empty(n_channels, dtype=np.float32)
+        target = np.empty(n_channels, dtype=np.float32)
+        for y in range(max(0, first - WARMUP_ROWS), min(first + STRIP_ROWS, height)):
+            step = 1 if y % 2 == 0 else -1
+            for s in range(width):
+                x = s if step == 1 else width - 1 - s
+                i = y * width + x
+                if use_skip and skip[i]:
+                    continue
+                share = map_scale * np.float32(strength_map[i]) if use_map else full
+                length = np.float32(0.0)
+                for j in range(n_channels):
+                    value[j] = np.float32(points[i, j])
+                    diffused[j] = error_row[x + 1, j] * share
+                    length += diffused[j] * diffused[j]
+                if length < MIN_DIFFUSED:
+                    for j in range(n_channels):
+                        target[j] = value[j]
+                else:
+                    ratio = np.float32(1.0)
+                    for j in range(n_channels):
+                        v = value[j] + diffused[j]
+                        if v > high:
+                            ratio = min(ratio, (high - value[j]) / diffused[j])
+                        elif v < low:
+                            ratio = min(ratio, (low - value[j]) / diffused[j])
+                    if length > max_error:
+                        ratio *= np.float32(0.8)
+                    for j in range(n_channels):
+                        target[j] = value[j] + diffused[j] * ratio
+                label = _nearest_from(target, palette, guesses[i], neighbours, neighbour_gaps, guess_radius)
+                if y >= first:
+                    labels[i] = label
+                length = np.float32(0.0)
+                for j in range(n_channels):
+                    diffused[j] = target[j] - palette[label, j]
+                    length += diffused[j] * diffused[j]
+                damping = np.float32(0.75) if length > max_error else np.float32(1.0)
+                for j in range(n_channels):
+                    e = diffused[j] * damping / np.float32(16.0)
+                    error_row[x + 1 + step, j] += np.float32(7.0) * e
+                    error_below[x + 1 - step, j] += np.float32(3.0) * e
+                    error_below[x + 1, j] += np.float32(5.0) * e
+                    error_below[x + 1 + step, j] += e
+            error_row, error_below = error_below, error_row
+            error_below[:] = 0.0
