@@ -23,8 +23,6 @@ MAX_COLORS = 65536
 # Wider uint8 data is refused, since an (H, W) grey image would otherwise be taken
 # as H points of W features without a word.
 MAX_FEATURES = 4
-# How quantize weighs pixels in the fit (see quantize).
-DEFAULT_WEIGHTING = "none"
 # From this many points on, KMeans labels its training points through a colour table.
 TABLE_REMAP_MIN_POINTS = 1 << 20
 
@@ -37,6 +35,8 @@ if TYPE_CHECKING:
 ImageLike = Union[npt.ArrayLike, "PIL.Image.Image"]
 Space = Literal["rgb", "oklab"]
 Weighting = Literal["perceptual", "none"]
+# How quantize weighs pixels in the fit (see quantize).
+DEFAULT_WEIGHTING: Weighting = "none"
 
 
 class FastkmError(ValueError):
