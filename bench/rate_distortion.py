@@ -122,8 +122,10 @@ def tool_commands(fastkm_cmd, pngquant):
     return {"fastkm": fastkm, "pngquant": pngquant_argv}
 
 
-def measure(inputs, commands, colour_counts, work_dir, log=print):
-    """One row per (input, k, mode, tool): the output file's metrics, bytes and wall time."""
+def measure(inputs, commands, colour_counts, work_dir, keep_dir=None, log=print):
+    """One row per (input, k, mode, tool): the output file's metrics, bytes and wall time.
+
+    Output files are deleted once measured, or moved into ``keep_dir`` when given."""
     rows = []
     for set_name, name, source in inputs:
         reference = read_rgb(source)
@@ -143,7 +145,10 @@ def measure(inputs, commands, colour_counts, work_dir, log=print):
                     rows.append(row)
                     log(f"{name} k={n_colors} {mode:8s} {tool:8s} SSIMULACRA2 {row['ssimulacra2']:7.2f}  "
                         f"FLIP {row['flip']:.4f}  PSNR {row['psnr']:.2f}  {row['bytes']:>9,} B  {seconds:6.2f} s")
-                    target.unlink()
+                    if keep_dir is None:
+                        target.unlink()
+                    else:
+                        shutil.move(target, keep_dir / target.name)
     return rows
 
 
@@ -259,6 +264,7 @@ def main(argv=None):
     parser.add_argument("--pngquant", default=os.environ.get("PNGQUANT") or default_pngquant())
     parser.add_argument("--name", default="rate_distortion", help="stem of the result files")
     parser.add_argument("--note", default="", help="a line to put under the results' title (what was run)")
+    parser.add_argument("--keep", type=Path, help="keep every output file in this folder")
     args = parser.parse_args(argv)
     if not args.pngquant:
         parser.error("no pngquant found: pip install pngquant-cli (the bench extra), or pass --pngquant")
@@ -272,7 +278,9 @@ def main(argv=None):
             raise SystemExit("error: none of the photo sets is present here")
         # Compile and cache fastkm's kernels before anything is timed.
         timed(commands["fastkm"](inputs[0][2], work_dir / "warm-up.png", 16, "dithered"))
-        rows = measure(inputs, commands, args.colors, work_dir)
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+        rows = measure(inputs, commands, args.colors, work_dir, keep_dir=args.keep)
     results = ROOT / "bench" / "results"
     with open(results / f"{args.name}.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
