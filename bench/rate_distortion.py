@@ -122,11 +122,24 @@ def tool_commands(fastkm_cmd, pngquant):
     return {"fastkm": fastkm, "pngquant": pngquant_argv}
 
 
-def measure(inputs, commands, colour_counts, work_dir, keep_dir=None, log=print):
-    """One row per (input, k, mode, tool): the output file's metrics, bytes and wall time.
+FIELDS = ("set", "image", "pixels", "k", "mode", "tool", "bytes", "seconds", "ssimulacra2", "flip", "psnr")
+
+
+def read_rows(path):
+    """Rows of a CSV this script wrote, numbers as numbers."""
+    with open(path, newline="") as handle:
+        return [{key: (value if key in ("set", "image", "mode", "tool") else float(value) if "." in value
+                       else int(value)) for key, value in row.items()} for row in csv.DictReader(handle)]
+
+
+def measure(inputs, commands, colour_counts, work_dir, csv_path, keep_dir=None, log=print):
+    """One row per (input, k, mode, tool): the output file's metrics, bytes and wall time,
+    each appended to ``csv_path`` as soon as measured (an interrupted run keeps them).
 
     Output files are deleted once measured, or moved into ``keep_dir`` when given."""
     rows = []
+    with open(csv_path, "w", newline="") as handle:
+        csv.DictWriter(handle, fieldnames=FIELDS).writeheader()
     for set_name, name, source in inputs:
         reference = read_rgb(source)
         n_pixels = reference.shape[0] * reference.shape[1]
@@ -143,6 +156,8 @@ def measure(inputs, commands, colour_counts, work_dir, keep_dir=None, log=print)
                         "flip": round(flip(reference, test), 6), "psnr": round(psnr(reference, test), 4),
                     }
                     rows.append(row)
+                    with open(csv_path, "a", newline="") as handle:
+                        csv.DictWriter(handle, fieldnames=FIELDS).writerow(row)
                     log(f"{name} k={n_colors} {mode:8s} {tool:8s} SSIMULACRA2 {row['ssimulacra2']:7.2f}  "
                         f"FLIP {row['flip']:.4f}  PSNR {row['psnr']:.2f}  {row['bytes']:>9,} B  {seconds:6.2f} s")
                     if keep_dir is None:
@@ -265,27 +280,28 @@ def main(argv=None):
     parser.add_argument("--name", default="rate_distortion", help="stem of the result files")
     parser.add_argument("--note", default="", help="a line to put under the results' title (what was run)")
     parser.add_argument("--keep", type=Path, help="keep every output file in this folder")
+    parser.add_argument("--report", type=Path, metavar="CSV",
+                        help="measure nothing: rebuild the table and chart from a CSV of an earlier run")
     args = parser.parse_args(argv)
     if not args.pngquant:
         parser.error("no pngquant found: pip install pngquant-cli (the bench extra), or pass --pngquant")
     fastkm_cmd = shlex.split(args.fastkm_cmd) if args.fastkm_cmd else [sys.executable, "-m", "fastkm.cli"]
     sets = args.sets or (PHOTO_SETS if args.quick else PHOTO_SETS + LARGE_SETS)
     commands = tool_commands(fastkm_cmd, args.pngquant)
-    with tempfile.TemporaryDirectory(prefix="fastkm-rd-") as temporary:
-        work_dir = Path(temporary)
-        inputs = prepared_inputs(sets, work_dir, args.quick)
-        if not inputs:
-            raise SystemExit("error: none of the photo sets is present here")
-        # Compile and cache fastkm's kernels before anything is timed.
-        timed(commands["fastkm"](inputs[0][2], work_dir / "warm-up.png", 16, "dithered"))
-        if args.keep is not None:
-            args.keep.mkdir(parents=True, exist_ok=True)
-        rows = measure(inputs, commands, args.colors, work_dir, keep_dir=args.keep)
     results = ROOT / "bench" / "results"
-    with open(results / f"{args.name}.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    if args.report is not None:
+        rows = read_rows(args.report)
+    else:
+        with tempfile.TemporaryDirectory(prefix="fastkm-rd-") as temporary:
+            work_dir = Path(temporary)
+            inputs = prepared_inputs(sets, work_dir, args.quick)
+            if not inputs:
+                raise SystemExit("error: none of the photo sets is present here")
+            # Compile and cache fastkm's kernels before anything is timed.
+            timed(commands["fastkm"](inputs[0][2], work_dir / "warm-up.png", 16, "dithered"))
+            if args.keep is not None:
+                args.keep.mkdir(parents=True, exist_ok=True)
+            rows = measure(inputs, commands, args.colors, work_dir, results / f"{args.name}.csv", keep_dir=args.keep)
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
@@ -294,12 +310,13 @@ def main(argv=None):
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores visible"
     header = [
         "# Rate-distortion: fastkm's CLI against pngquant's on the same PNG inputs", "",
-        f"Run {when}, commit {commit}{' (dirty)' if dirty else ''}, on {machine} (shared machine: times are "
-        "indicative, ratios come from runs interleaved in the same spell).",
+        (f"Run {when}, commit {commit}{' (dirty)' if dirty else ''}, on {machine} (shared machine: times are "
+         "indicative, ratios come from runs interleaved in the same spell)." if args.report is None else
+         f"Table made {when} (commit {commit}) from the measurements in `{args.report.name}` (see the note)."),
         f"fastkm: `{shlex.join(fastkm_cmd)} quantize -k K [--dither]`; pngquant: "
         f"`{tool_version([args.pngquant, '--version'])}`, `pngquant K [--nofs]` (FS dithering is its default).",
         "SSIMULACRA2: higher is better; FLIP: lower is better; time: wall time of each command, start-up "
-        f"included. Every measurement: `bench/results/{args.name}.csv`.",
+        f"included. Every measurement: `bench/results/{(args.report or Path(args.name + '.csv')).name}`.",
     ]
     if args.note:
         header += ["", args.note]
