@@ -87,6 +87,6 @@ def indexed_png(colours, labels, alpha=None, *, level=DEFAULT_LEVEL, text=None):
             chunks.append(_chunk(b"tRNS", np.asarray(alpha[: translucent[-1] + 1], dtype=np.uint8).tobytes()))
     for keyword, value in (text or {}).items():
         chunks.append(_chunk(b"tEXt", keyword.encode("latin-1") + b"\0" + value.encode("latin-1")))
-    chunks.append(_chunk(b"IDAT", deflate.zlib_compress(scanlines.tobytes(), level)))
+    chunks.append(_chunk(b"IDAT", deflate.zlib_compress(scanlines, level)))  # the buffer itself, no copy
     chunks.append(_chunk(b"IEND", b""))
     return PNG_SIGNATURE + b"".join(chunks)
