@@ -10,8 +10,8 @@ in ``bench/results/png_size.md``):
   codes byte values by their frequencies, and reordering the palette only renames
   them), so the palette is written as given and labels keep their meaning.
 - libdeflate (PyPI ``deflate``) instead of zlib: at level 6 it is no slower than
-  Pillow's zlib level 3 (fastkm's former default) and writes files 2-25 % smaller (most
-  at few colours); level 11 (``optimize``) searches harder (near-optimal parsing): files
+  Pillow's zlib level 3 (fastkm's former default) and writes files up to 26 % smaller
+  at few colours (about the same at 256); level 11 (``optimize``) searches harder (near-optimal parsing): files
   another 6-14 % smaller, as small as level 12 makes them in 0.7 of its time, and
   7-31 % smaller than Pillow's ``optimize`` in about its time.
 - tRNS holds alpha only up to the last entry that is not opaque: a palette with its
