@@ -111,3 +111,13 @@ def test_written_png_is_smaller_than_pillows(tmp_path, sample_photo, n_colors):
     assert ours.stat().st_size < len(pillow_default.getvalue())
     assert ours_optimized.stat().st_size < min(ours.stat().st_size, len(pillow_optimized.getvalue()))
     np.testing.assert_array_equal(io.read_image(ours_optimized), result.image)
+
+
+def test_text_chunks_and_the_software_note(tmp_path):
+    colours = np.array([[1, 2, 3], [200, 100, 0]], np.uint8)
+    labels = np.array([[0, 1, 1], [1, 0, 0]], np.uint8)
+    with Image.open(bytes_io.BytesIO(png.indexed_png(colours, labels, text={"Comment": "two colours"}))) as decoded:
+        assert decoded.info["Comment"] == "two colours"
+    io.write_quantized(tmp_path / "out.png", colours, labels)
+    with Image.open(tmp_path / "out.png") as written:  # how a later run recognises its own outputs
+        assert written.info["Software"] == io.write.SOFTWARE

@@ -44,6 +44,15 @@ def output_kind(path):
 SOFTWARE = "fastkm"
 
 
+def _software_note():
+    """The Software text for PNGs Pillow writes (animated ones; still ones go through png.py)."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("Software", SOFTWARE)
+    return info
+
+
 def _palette_colours(palette):
     """(m, 3) RGB of a palette (m, C), C in 1..4 (alpha last for 2 and 4); grey repeated."""
     return palette[:, :3] if palette.shape[1] >= 3 else np.repeat(palette[:, :1], 3, axis=1)
