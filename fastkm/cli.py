@@ -260,7 +260,11 @@ MAX_PIXELS_OPTION = typer.Option(
 SAMPLE_OPTION = typer.Option(
     DEFAULT_SAMPLE_SIZE, "--sample-size", min=1, help="Pixels sampled to seed the fit before the exact refinement."
 )
-DITHER_OPTION = typer.Option(False, "--dither", help="Floyd-Steinberg dithering: smoother gradients, lower PSNR.")
+DITHER_OPTION = typer.Option(
+    False, "--dither/--no-dither",
+    help="Floyd-Steinberg dithering (smoother gradients, lower PSNR) or none; both spellings are accepted so "
+    "that scripts can say which they want whatever the default.",
+)
 DITHER_STRENGTH_OPTION = typer.Option(
     1.0, "--dither-strength", min=0.0, max=1.0, callback=_finite,
     help="Share of each pixel's error passed on by --dither (0..1).",

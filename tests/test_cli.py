@@ -357,6 +357,20 @@ def test_dither_space_and_summary(photo_copy, tmp_path):
     assert invoke("quantize", photo_copy, "-o", tmp_path / "x.png", "--dither-strength", 2).exit_code == 2
 
 
+def test_dither_and_no_dither_are_both_accepted(photo_copy, tmp_path):
+    """--no-dither writes what the default does, --dither what dithering does; the last one given wins."""
+    for name, flags in (("default", []), ("off", ["--no-dither"]), ("on", ["--dither"]),
+                        ("on-then-off", ["--dither", "--no-dither"])):
+        result = invoke("quantize", photo_copy, "-o", tmp_path / f"{name}.png", "-k", 8, *flags)
+        assert result.exit_code == 0, result.output
+    pixels = {n: np.asarray(Image.open(tmp_path / f"{n}.png").convert("RGB")) for n in ("default", "off", "on", "on-then-off")}
+    assert np.array_equal(pixels["default"], pixels["off"]) and np.array_equal(pixels["off"], pixels["on-then-off"])
+    assert not np.array_equal(pixels["off"], pixels["on"])
+    assert "--no-dither" in invoke("quantize", "--help").output
+    figure = invoke("compare", photo_copy, "-o", tmp_path / "c.png", "-k", 8, "--no-dither")
+    assert figure.exit_code == 0, figure.output
+
+
 def test_psnr_target(photo_copy, tmp_path):
     output = tmp_path / "target.png"
     result = invoke("quantize", photo_copy, "-o", output, "-k", 64, "--psnr", 27)

@@ -570,6 +570,14 @@ SLOW_SAVE = textwrap.dedent("""
         print("SAVING", flush=True)  # the temporary file is on disk now
         time.sleep(60)
     Image.Image.save = slow_save
+    from pathlib import Path  # indexed PNGs are encoded in memory and written as bytes
+    real_write_bytes = Path.write_bytes
+    def slow_write_bytes(self, data):
+        written = real_write_bytes(self, data)
+        print("SAVING", flush=True)
+        time.sleep(60)
+        return written
+    Path.write_bytes = slow_write_bytes
     from fastkm.cli import run
     sys.argv = ["fastkm"] + sys.argv[1:]
     run()

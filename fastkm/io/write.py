@@ -7,6 +7,7 @@ import numpy as np
 from PIL import Image
 
 from .atomic import ImageWriteError, _atomic_save
+from .png import DEFAULT_LEVEL, OPTIMIZE_LEVEL, indexed_png
 
 
 # Formats written as palette images (PNG: colour type 3, with the smallest bit depth).
@@ -44,6 +45,7 @@ SOFTWARE = "fastkm"
 
 
 def _software_note():
+    """The Software text for PNGs Pillow writes (animated ones; still ones go through png.py)."""
     from PIL.PngImagePlugin import PngInfo
 
     info = PngInfo()
@@ -51,12 +53,17 @@ def _software_note():
     return info
 
 
+def _palette_colours(palette):
+    """(m, 3) RGB of a palette (m, C), C in 1..4 (alpha last for 2 and 4); grey repeated."""
+    return palette[:, :3] if palette.shape[1] >= 3 else np.repeat(palette[:, :1], 3, axis=1)
+
+
 def palette_image(palette: np.ndarray, labels: np.ndarray) -> Image.Image:
     """A Pillow 'P' image from palette (m, C) uint8, C in 1..4 (alpha last for 2 and 4),
     and labels (H, W) uint8; a palette with alpha becomes an RGBA palette (PNG: tRNS)."""
     height, width = labels.shape
     image = Image.frombytes("P", (width, height), np.ascontiguousarray(labels, dtype=np.uint8).tobytes())
-    colour = palette[:, :3] if palette.shape[1] >= 3 else np.repeat(palette[:, :1], 3, axis=1)
+    colour = _palette_colours(palette)
     if palette.shape[1] in (2, 4):
         rgba = np.concatenate([colour, palette[:, -1:]], axis=1)
         image.putpalette(np.ascontiguousarray(rgba, dtype=np.uint8).tobytes(), rawmode="RGBA")
@@ -89,8 +96,9 @@ def write_quantized(path, palette, labels, *, optimize=False, replace=True, outp
     Indexed formats (PNG, GIF, BMP, TIFF) store the palette and one index per pixel
     (PNG at 1, 2, 4 or 8 bits per pixel, transparency in its tRNS chunk; GIF with one
     transparent index); WebP (lossless) and JPEG store palette[labels], and so does TIFF
-    for a palette with alpha.  ``optimize`` spends more time on PNG compression for a
-    smaller file.  Transparency that the format cannot hold raises ImageWriteError.
+    for a palette with alpha.  Palette order and indices are kept as given.  ``optimize``
+    spends more time on PNG compression for a smaller file (the same pixels).
+    Transparency that the format cannot hold raises ImageWriteError.
 
     The file is written atomically; an existing file is replaced only with ``replace``
     (else OutputExistsError).  With ``outputs`` (an ``Outputs``) the file is only
@@ -107,20 +115,23 @@ def write_quantized(path, palette, labels, *, optimize=False, replace=True, outp
         reason = indexed_capacity_error(path, palette.shape[0])
         if reason:
             raise ImageWriteError(f"{path}: {reason}")
-        image = palette_image(palette, labels)
         file_format = INDEXED_SUFFIXES[suffix]
-        options = {}
         if file_format == "PNG":
-            # Pillow picks the bit depth (1, 2, 4 or 8) from the palette length.
-            # Level 3: measured on a 12 MP photo, half the time of zlib's default level 6 for
-            # files 4-10 % larger; --optimize (level 9 and Pillow's optimizer) for the smallest.
-            options = {"optimize": True} if optimize else {"compress_level": 3}
-            options["pnginfo"] = _software_note()
-        elif file_format == "GIF" and has_alpha(palette):
-            options = {"transparency": int(np.flatnonzero(palette[:, -1] == 0)[0])}
+            data = indexed_png(
+                _palette_colours(palette), labels, palette[:, -1] if has_alpha(palette) else None,
+                level=OPTIMIZE_LEVEL if optimize else DEFAULT_LEVEL, text={"Software": SOFTWARE},
+            )
 
-        def save(temporary):
-            image.save(temporary, format=file_format, **options)
+            def save(temporary):
+                Path(temporary).write_bytes(data)
+        else:
+            image = palette_image(palette, labels)
+            options = {}
+            if file_format == "GIF" and has_alpha(palette):
+                options = {"transparency": int(np.flatnonzero(palette[:, -1] == 0)[0])}
+
+            def save(temporary):
+                image.save(temporary, format=file_format, **options)
     else:
         if palette.shape[1] == 2:  # grey + alpha: written as RGBA, which every format here takes
             palette = np.concatenate([np.repeat(palette[:, :1], 3, axis=1), palette[:, 1:]], axis=1)
