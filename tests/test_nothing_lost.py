@@ -563,13 +563,15 @@ def test_save_palette_of_grey_and_rgb_images_round_trips(tmp_path, channels):
 
 SLOW_SAVE = textwrap.dedent("""
     import sys, time
-    from PIL import Image
-    real_save = Image.Image.save
-    def slow_save(self, fp, *args, **kwargs):
-        real_save(self, fp, *args, **kwargs)
-        print("SAVING", flush=True)  # the temporary file is on disk now
-        time.sleep(60)
-    Image.Image.save = slow_save
+    import fastkm.io.write
+    real_atomic_save = fastkm.io.write._atomic_save
+    def slow_atomic_save(path, save, **options):
+        def slow_save(temporary):
+            save(temporary)
+            print("SAVING", flush=True)  # the temporary file is on disk now
+            time.sleep(60)
+        real_atomic_save(path, slow_save, **options)
+    fastkm.io.write._atomic_save = slow_atomic_save  # images are encoded in memory, then saved
     from fastkm.cli import run
     sys.argv = ["fastkm"] + sys.argv[1:]
     run()
