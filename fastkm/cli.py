@@ -1,9 +1,12 @@
 """The ``fastkm`` command line: thin commands over the library.
 
 Library errors are caught here and printed as one line on stderr with exit code 1;
-usage errors (bad options) exit with 2, as typer does.  ``--debug`` shows tracebacks.
+usage errors (bad options) exit with 2, as typer does; an unreachable --psnr target
+exits with 99 and a --skip-if-larger skip with 98, as pngquant's do.  ``--debug``
+shows tracebacks.
 """
 
+import dataclasses
 import itertools
 import math
 import os
@@ -20,29 +23,40 @@ import typer
 import typer.core
 
 from . import __version__, _kernels
-from .api import DEFAULT_SAMPLE_SIZE, DEFAULT_WEIGHTING, MAX_COLORS, FastkmError, quantize, quantize_frames, shared_palette
+from .api import (
+    DEFAULT_SAMPLE_SIZE, DEFAULT_WEIGHTING, MAX_COLORS, FastkmError, QualityError, quantize, quantize_frames,
+    shared_palette,
+)
 from .io import (
     ANIMATION_SUFFIXES,
     DEFAULT_MAX_PIXELS,
+    FORMAT_SUFFIXES,
     INDEXED_SUFFIXES,
     PALETTE_SUFFIXES,
     RGB_SUFFIXES,
     ImageReadError,
-    frame_count,
     ImageWriteError,
     Outputs,
+    carries_profile,
+    describe,
+    encode_quantized,
     gif_palette_size,
     indexed_capacity_error,
     is_animation,
+    is_srgb,
+    output_format,
     output_kind,
     palette_capacity_error,
     read_animation,
-    read_image,
+    read_colour_profile,
+    read_image_file,
     read_palette,
+    same_space,
+    to_srgb,
     write_animation,
+    write_bytes,
     write_image,
     write_palette,
-    write_quantized,
 )
 from .io.atomic import reason
 from .io.paths import Inputs, default_output, earlier_output_of, output_key, readable_suffixes
@@ -111,9 +125,18 @@ def _warning_as_note(message, category, filename, lineno, file=None, line=None):
     _note(f"note: {str(message).splitlines()[0] if str(message) else category.__name__}")
 
 
-def _fail(message):
+# Exit codes.  98 and 99 are pngquant's, so scripts written for it read fastkm's too.
+EXIT_ERROR = 1  # a file could not be read or written, or the input is unusable
+EXIT_USAGE = 2  # bad options (typer's own code)
+EXIT_NOT_SMALLER = 98  # --skip-if-larger: the result would not be smaller; nothing written
+EXIT_QUALITY = 99  # --psnr: the target is out of reach with -k colours; nothing written
+# "-" as INPUT reads standard input, as -o writes standard output.
+STDIO = "-"
+
+
+def _fail(message, code=EXIT_ERROR):
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    raise typer.Exit(1)
+    raise typer.Exit(code)
 
 
 def _human_bytes(n_bytes):
@@ -131,6 +154,14 @@ class Refused(Exception):
     """A request the command declines (it would overwrite an input or an existing file)."""
 
 
+class NotSmaller(Exception):
+    """--skip-if-larger: the result would not be smaller than the input; nothing written."""
+
+
+def _is_stdio(path):
+    return str(path) == STDIO
+
+
 def _check_outputs(inputs, outputs, force, planned=None):
     """Refuse, before any work, outputs that would land on one of inputs (an Inputs) or
     on each other, or replace an existing file without --force.
@@ -139,6 +170,8 @@ def _check_outputs(inputs, outputs, force, planned=None):
     outputs already checked across calls, for a batch."""
     planned = {} if planned is None else planned
     for output_path, what in outputs:
+        if _is_stdio(output_path):
+            continue  # standard output
         clash = inputs.clash(output_path)
         if clash is not None:
             which = "the input file" if str(clash) == str(output_path) else f"the input file {clash}"
@@ -162,25 +195,50 @@ def _note(message):
         typer.echo(message, err=True)
 
 
-def _say(message):
-    """A summary line on stdout for a person reading it; -q silences it."""
+def _say(message, err=False):
+    """A summary line on stdout (stderr when stdout carries the image) for a person
+    reading it; -q silences it."""
     if not _state["quiet"]:
-        typer.echo(message)
+        typer.echo(message, err=err)
 
 
-def _read_input(input_path, options, echo=_note):
-    """Read one input (one frame of it with options["frame"]) as the fit wants it:
-    (H, W, C) or (H, W) uint8."""
+def _in_srgb(pixels, icc_profile):
+    """(pixels, None): pixels converted to sRGB from icc_profile (None = already sRGB)."""
+    return (pixels if is_srgb(icc_profile) else to_srgb(pixels, icc_profile)), None
+
+
+def _pixels_to_fit(image_file, options, file_format, name, echo=_note):
+    """The pixels to quantize and the profile to write with them: the file's own, or
+    sRGB when asked (--srgb, a given palette, mixed shared profiles) or when the output
+    format cannot carry a profile, so the palette is fitted to the colours shown."""
+    pixels, profile = image_file.pixels, image_file.icc_profile
+    if options.get("to_srgb") or not carries_profile(file_format):
+        if not is_srgb(profile) and not options.get("to_srgb"):
+            echo(f"note: {name} is in {describe(profile)}; converted to sRGB, as {file_format} files cannot say otherwise")
+        pixels, profile = _in_srgb(pixels, profile)
+    return pixels, profile
+
+
+def _read_input(input_path, options, file_format="PNG", echo=_note):
+    """Read one input (a path, or '-' for standard input, read in full first: decoders
+    seek, pipes do not; the pixel limit is checked on the header as for files) as the fit
+    wants it for an output in file_format: (ImageFile, pixels (H, W, C) or (H, W) uint8,
+    the profile of those pixels (None = sRGB))."""
+    source = sys.stdin.buffer.read() if _is_stdio(input_path) else input_path
+    image_file = read_image_file(source, max_pixels=options["max_pixels"])
+    name = "standard input" if _is_stdio(input_path) else str(input_path)
     if options.get("frame") is not None:
-        frames = read_animation(input_path, max_pixels=options["max_pixels"], last_frame=options["frame"]).frames
-        image = frames[-1] if frames.shape[3] == 3 or np.any(frames[-1, :, :, 3] < 255) else frames[-1, :, :, :3]
-    else:
-        image = read_image(input_path, max_pixels=options["max_pixels"])
-        n_frames = frame_count(input_path)
-        if n_frames > 1:
-            echo(f"note: {input_path} has {n_frames} frames; fastkm quantizes the first one (--frame N picks another)")
+        # One frame of an animation, composited as shown; profile and metadata are the file's.
+        if isinstance(source, bytes):
+            raise Refused("--frame picks a frame of a named file; it cannot read standard input")
+        frames = read_animation(source, max_pixels=options["max_pixels"], last_frame=options["frame"]).frames
+        chosen = frames[-1] if frames.shape[3] == 3 or np.any(frames[-1, :, :, 3] < 255) else frames[-1, :, :, :3]
+        image_file = dataclasses.replace(image_file, pixels=chosen)
+    elif image_file.n_frames > 1:
+        echo(f"note: {name} has {image_file.n_frames} frames; fastkm quantizes the first one (--frame N picks another)")
+    image, profile = _pixels_to_fit(image_file, options, file_format, name, echo)
     palette = options.get("palette")
-    return image if palette is None else _onto_channels(image, palette.shape[1])
+    return image_file, (image if palette is None else _onto_channels(image, palette.shape[1])), profile
 
 
 def _onto_channels(image, n_channels):
@@ -222,7 +280,20 @@ def _quality(result):
 
 # What one file can fail with (an OSError: a name too long, a full disk, no permission);
 # anything else is a bug and keeps its traceback.
-FAILURES = (FastkmError, ImageReadError, ImageWriteError, Refused, OSError)
+FAILURES = (FastkmError, ImageReadError, ImageWriteError, Refused, NotSmaller, OSError)
+
+
+def _exit_code(error):
+    """The exit code of a failure: 99 for an unreachable --psnr, 98 for --skip-if-larger."""
+    if isinstance(error, QualityError):
+        return EXIT_QUALITY
+    if isinstance(error, NotSmaller):
+        return EXIT_NOT_SMALLER
+    return EXIT_ERROR
+
+
+# A batch whose files end differently exits with the most serious code.
+_SEVERITY = {0: 0, EXIT_NOT_SMALLER: 1, EXIT_QUALITY: 2, EXIT_ERROR: 3}
 
 
 def _message(error):
@@ -236,13 +307,16 @@ def _message(error):
 
 
 def _run(body):
-    """Run a command body, turning library errors into one line and exit code 1."""
+    """Run a command body, turning library errors into one line and their exit code."""
     try:
         body()
     except (*FAILURES, MemoryError) as error:
         if _state["debug"]:
             raise
-        _fail(_message(error))
+        if isinstance(error, NotSmaller):
+            _note(f"skipped: {error}")
+            raise typer.Exit(EXIT_NOT_SMALLER)
+        _fail(_message(error), _exit_code(error))
 
 
 def _finite(value):
@@ -304,29 +378,53 @@ def _check_colours_fit(output_path, n_colors):
 
 
 def _quantize_to(input_path, output_path, options, echo=_note, inputs=None):
-    """Quantize one file and write it (with its palette when options["save_palette"]
-    names one: both or neither); returns the result and the seconds quantize took.
+    """Quantize one input (a path or '-') and write it to output_path (a path, or '-' for
+    standard output), with its palette when options["save_palette"] names one (both or
+    neither); returns (result, seconds quantize took, input bytes, output bytes).
 
     ``inputs`` (an Inputs) are the files no output may land on; by default the input."""
     save_palette = options["save_palette"]
+    to_stdout = _is_stdio(output_path)
     outputs = [(output_path, "the image output")]
     if save_palette is not None:
         outputs.append((save_palette, "the palette output"))
-    _check_outputs(inputs or Inputs([input_path]), outputs, options["force"])
-    if options.get("frame") is None and is_animation(input_path):
-        return _quantize_animation(input_path, output_path, options, echo=echo)
-    image = _read_input(input_path, options, echo=echo)
+    _check_outputs(inputs or Inputs([] if _is_stdio(input_path) else [input_path]), outputs, options["force"])
+    if options.get("frame") is None and not _is_stdio(input_path) and is_animation(input_path):
+        if to_stdout:
+            raise Refused(f"{input_path.name} is an animation: name an output file with -o (or pick one frame with --frame N)")
+        result, seconds = _quantize_animation(input_path, output_path, options, echo=echo)
+        return result, seconds, input_path.stat().st_size, output_path.stat().st_size
+    file_format = options["format"] or ("PNG" if to_stdout else output_format(output_path))
+    image_file, image, profile = _read_input(input_path, options, file_format, echo=echo)
     if save_palette is not None:
         why_not = palette_capacity_error(save_palette, image.shape[2] if image.ndim == 3 else 1)
         if why_not:
             raise Refused(f"{save_palette}: {why_not}")
     result, seconds = _fit(image, options, echo=echo)
+    shown_output = "standard output" if to_stdout else str(output_path)
+    try:
+        data = encode_quantized(
+            result.palette, result.labels, file_format, optimize=options["optimize"], icc_profile=profile,
+            metadata=None if options["strip"] else image_file.metadata,
+        )
+    except ImageWriteError as error:
+        raise ImageWriteError(f"{shown_output}: {error}") from None
+    if options["skip_if_larger"] and len(data) >= image_file.n_bytes:
+        shown_input = "standard input" if _is_stdio(input_path) else str(input_path)
+        raise NotSmaller(
+            f"{shown_input}: the result ({_human_bytes(len(data))}) would not be smaller than the input "
+            f"({_human_bytes(image_file.n_bytes)}); nothing written (--skip-if-larger)"
+        )
     with Outputs(replace=options["force"]) as staged:
-        write_quantized(output_path, result.palette, result.labels, optimize=options["optimize"], outputs=staged)
+        if not to_stdout:
+            write_bytes(output_path, data, outputs=staged)
         if save_palette is not None:
             write_palette(save_palette, result.palette, outputs=staged)
         staged.publish()
-    return result, seconds
+    if to_stdout:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    return result, seconds, image_file.n_bytes, len(data)
 
 
 def _quantize_animation(input_path, output_path, options, echo=_note):
@@ -423,7 +521,7 @@ def _batch_file(input_path, output_path, options):
     it met, returned rather than raised so that a worker of a cluster hands it back as a
     result."""
     try:
-        result, seconds = _quantize_to(input_path, output_path, options)
+        result, seconds, _, _ = _quantize_to(input_path, output_path, options)
     except (*FAILURES, MemoryError) as error:
         return error
     return result.n_colors, result.mse, result.psnr, getattr(result, "delta_e", None), seconds
@@ -442,11 +540,12 @@ def _plan(files, output_dir, options, inputs):
     planned = {}
     targets, jobs, refusals = [], [], []
     for index, (path, root) in enumerate(files):
+        suffix = _format_suffix(options["format"])
         if output_dir is None:
-            target = default_output(path, options["n_colors"])
+            target = default_output(path, options["n_colors"]).with_suffix(suffix)
         else:
             relative = path.parent.relative_to(root) if root is not None else Path()
-            target = output_dir / relative / f"{path.stem}.png"
+            target = output_dir / relative / f"{path.stem}{suffix}"
         targets.append(target)
         try:
             _check_outputs(inputs, [(target, f"the output of {path}")], options["force"], planned)
@@ -479,7 +578,7 @@ def _batch(inputs, output_dir, options, recursive, scheduler=None, read_files=()
         except FastkmError as error:
             _fail(str(error))
     rows = [None] * len(files)
-    n_failed = 0
+    n_failed, n_not_smaller, exit_code = 0, 0, 0
     err = Console(stderr=True)
     with Progress(
         TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -493,6 +592,11 @@ def _batch(inputs, output_dir, options, recursive, scheduler=None, read_files=()
         for index, outcome in itertools.chain(refusals, outcomes):
             shown = shown_names[index]
             if isinstance(outcome, BaseException):
+                exit_code = max(exit_code, _exit_code(outcome), key=_SEVERITY.get)
+            if isinstance(outcome, NotSmaller):
+                n_not_smaller += 1
+                rows[index] = (shown, "skipped: not smaller", "", "", "", "", "", "")
+            elif isinstance(outcome, BaseException):
                 if _state["debug"]:
                     raise outcome
                 if isinstance(outcome, MemoryError):
@@ -510,7 +614,9 @@ def _batch(inputs, output_dir, options, recursive, scheduler=None, read_files=()
             progress.advance(task)
     for path, why in skipped:
         rows.append((path.name, why, "", "", "", "", "", ""))
-    table = Table(title=f"fastkm quantize -k {n_colors}: {len(files) - n_failed} written, {n_failed} failed, "
+    n_written = len(files) - n_failed - n_not_smaller
+    not_smaller = f"{n_not_smaller} not smaller (nothing written), " if n_not_smaller else ""
+    table = Table(title=f"fastkm quantize -k {n_colors}: {n_written} written, {n_failed} failed, {not_smaller}"
                   f"{len(skipped)} skipped")
     for column in ("input", "status", "colours", "MSE", "PSNR dB", "ΔE", "seconds"):
         table.add_column(column, no_wrap=True)
@@ -519,21 +625,30 @@ def _batch(inputs, output_dir, options, recursive, scheduler=None, read_files=()
         table.add_row(*(Text(cell) for cell in row))  # names printed as they are, never as markup
     if not _state["quiet"]:
         Console(width=max(120, Console().width)).print(table)
-    if n_failed or not files:
-        if not files:
-            typer.secho("error: no image files found in the inputs", err=True, fg=typer.colors.RED)
-        raise typer.Exit(1)
+    if not files:
+        _fail("no image files found in the inputs")
+    if exit_code:
+        raise typer.Exit(exit_code)
 
 
 def _fit_shared(inputs, options, recursive, output_dir=None):
     """Fit one palette over every readable input (with a progress bar) into options["palette"].
 
-    Unreadable files are left out here; the batch that follows reports them.
+    Inputs in different colour spaces are fitted, and later written, in sRGB (one
+    palette's values mean one set of colours only in one space).  Unreadable files are
+    left out here; the batch that follows reports them.
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     files = [path for path, _ in _collect(inputs, recursive, output_dir)[0]]
+    file_format = options["format"] or "PNG"
+    profiles = [read_colour_profile(path) for path in files]
+    if not options["to_srgb"] and any(not same_space(profiles[0], profile) for profile in profiles[1:]):
+        options["to_srgb"] = True
+        spaces = sorted({describe(None if is_srgb(profile) else profile) for profile in profiles})
+        _note(f"note: the inputs are in different colour spaces ({', '.join(spaces)}); "
+              "the shared palette is fitted and written in sRGB")
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=Console(stderr=True), disable=_state["quiet"],
@@ -543,7 +658,8 @@ def _fit_shared(inputs, options, recursive, output_dir=None):
         def images():
             for path in files:
                 try:
-                    yield read_image(path, max_pixels=options["max_pixels"])
+                    image_file = read_image_file(path, max_pixels=options["max_pixels"])
+                    yield _pixels_to_fit(image_file, options, file_format, str(path), echo=lambda message: None)[0]
                 except (ImageReadError, OSError):
                     pass
                 finally:
@@ -559,13 +675,49 @@ def _fit_shared(inputs, options, recursive, output_dir=None):
     return files
 
 
-def _output_of_one(input_path, output, n_colors):
-    """The output file of a single input: -o as given, or inside -o when that is a folder
-    (it exists, or ends with a slash), or INPUT-k<N>.png beside the input."""
-    if output is None:
-        return default_output(input_path, n_colors)
+class Format(str, Enum):
+    png = "png"
+    gif = "gif"
+    bmp = "bmp"
+    tif = "tif"
+    webp = "webp"
+    jpg = "jpg"
+
+
+def _format_suffix(file_format):
+    """The suffix of outputs in file_format (Pillow's name; None = PNG, the default)."""
+    return FORMAT_SUFFIXES[file_format or "PNG"]
+
+
+def _check_format(output, file_format, batch):
+    """Refuse an -o file whose suffix names another format than --format."""
+    if file_format is None or output is None or _is_stdio(output) or batch:
+        return
     if output.endswith(("/", os.sep)) or os.path.isdir(output):
-        return Path(output) / f"{input_path.stem}.png"
+        return
+    try:
+        named = output_format(output)
+    except ImageWriteError as error:
+        raise typer.BadParameter(str(error), param_hint="'-o'")
+    if named != file_format:
+        raise typer.BadParameter(
+            f"{output} is a {named} file name, and --format asks for {file_format}; drop one of them",
+            param_hint="'--format'",
+        )
+
+
+def _output_of_one(input_path, output, n_colors, file_format=None):
+    """The output file of a single input: -o as given ('-': standard output), or inside
+    -o when that is a folder (it exists, or ends with a slash), or INPUT-k<N>.png (the
+    suffix of --format) beside the input; standard output for standard input."""
+    suffix = _format_suffix(file_format)
+    if output is None:
+        return Path(STDIO) if _is_stdio(input_path) else default_output(input_path, n_colors).with_suffix(suffix)
+    if _is_stdio(output):
+        return Path(STDIO)
+    if output.endswith(("/", os.sep)) or os.path.isdir(output):
+        stem = "image" if _is_stdio(input_path) else input_path.stem
+        return Path(output) / f"{stem}{suffix}"
     return Path(output)
 
 
@@ -590,14 +742,17 @@ def _batch_folder(output):
 @app.command("quantize")
 def quantize_command(
     inputs: List[Path] = typer.Argument(
-        ..., metavar="INPUT...", help="Images or folders to quantize (JPEG, PNG, TIFF, WebP, BMP, GIF...)."
+        ..., metavar="INPUT...",
+        help="Images or folders to quantize (JPEG, PNG, TIFF, WebP, BMP, GIF...); '-' reads one image from "
+        "standard input.",
     ),
     output: Optional[str] = typer.Option(
         None,
         "-o",
         "--output",
-        help="Output file (one input; .png/.gif/.bmp/.tif are indexed) or folder (several inputs or a folder; "
-        "with one input, an existing folder or a name ending in a slash). Default: INPUT-k<N>.png beside each input.",
+        help="Output file (one input; .png/.gif/.bmp/.tif are indexed; '-' writes standard output) or folder "
+        "(several inputs or a folder; with one input, an existing folder or a name ending in a slash). "
+        "Default: INPUT-k<N>.png beside each input; standard output for '-'.",
     ),
     n_colors: int = N_COLORS_OPTION,
     seed: int = SEED_OPTION,
@@ -606,7 +761,9 @@ def quantize_command(
     optimize: bool = typer.Option(False, "--optimize", help="Spend more time on PNG compression for a smaller file."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Look for images in sub-folders too."),
     palette_file: Optional[Path] = typer.Option(
-        None, "--palette", help="Map onto this palette (.gpl, .json, or an image's colours) instead of fitting one."
+        None, "--palette",
+        help="Map onto this palette (.gpl, .json, or an image's colours) instead of fitting one; its colours are "
+        "sRGB, and so are the outputs.",
     ),
     save_palette: Optional[Path] = typer.Option(
         None, "--save-palette", help="Also write the palette used (.gpl or .json); one input only."
@@ -618,7 +775,8 @@ def quantize_command(
     weighting: Weighting = WEIGHTING_OPTION,
     min_psnr: Optional[float] = typer.Option(
         None, "--psnr", min=0.001, callback=_finite,
-        help="Target quality in dB: the fewest colours, up to -k, that reach it (fails if -k colours cannot).",
+        help=f"Target quality in dB: the fewest colours, up to -k, that reach it (exit code {EXIT_QUALITY} and "
+        "nothing written if -k colours cannot).",
     ),
     shared: bool = typer.Option(
         False, "--shared-palette", help="Fit one palette over all inputs (an equal share each) and map every input onto it."
@@ -629,6 +787,20 @@ def quantize_command(
     frame: Optional[int] = typer.Option(
         None, "--frame", min=0, metavar="N", help="Quantize only frame N (from 0) of an animation, into any format."
     ),
+    file_format: Optional[Format] = typer.Option(
+        None, "--format", help="Output format for -o - and for default output names (default png)."
+    ),
+    srgb: bool = typer.Option(
+        False, "--srgb", help="Convert to sRGB before quantizing and write sRGB (default: keep the input's colour "
+        "profile where the format can hold it)."
+    ),
+    strip: bool = typer.Option(
+        False, "--strip", help="Write no metadata (EXIF, XMP, resolution, text): only the colour profile, if any."
+    ),
+    skip_if_larger: bool = typer.Option(
+        False, "--skip-if-larger",
+        help=f"Write nothing when the result would not be smaller than the input file (exit code {EXIT_NOT_SMALLER}).",
+    ),
     scheduler: Optional[str] = typer.Option(
         None, "--scheduler", metavar="ADDRESS",
         help="Send a batch to this dask.distributed scheduler (tcp://host:8786), one task per file; needs "
@@ -638,12 +810,19 @@ def quantize_command(
     """Reduce images to N colours and write them (indexed PNGs by default).
 
     One file in, one file out; several files or a folder in, a folder out (with a
-    progress bar and a summary table; one bad file never stops the others)."""
+    progress bar and a summary table; one bad file never stops the others).
+    Exit codes: 0 done, 1 error, 2 bad options, 98 not smaller (--skip-if-larger),
+    99 quality not reached (--psnr)."""
+    pillow_format = None if file_format is None else {"tif": "TIFF", "jpg": "JPEG"}.get(
+        file_format.value, file_format.value.upper()
+    )
     options = {
         "n_colors": n_colors, "seed": seed, "sample_size": sample_size, "force": force, "optimize": optimize,
         "max_pixels": max_pixels, "palette": None, "save_palette": save_palette,
         "dither": dither_strength if dither else 0.0, "space": space.value, "weighting": weighting.value,
         "min_psnr": min_psnr, "per_frame": per_frame, "frame": frame,
+        "format": pillow_format, "to_srgb": srgb or palette_file is not None, "strip": strip,
+        "skip_if_larger": skip_if_larger,
     }
     if per_frame and (palette_file is not None or shared or frame is not None):
         raise typer.BadParameter("fits a palette to each frame of an animation; not with --palette, "
@@ -653,6 +832,11 @@ def quantize_command(
                                  param_hint="'--psnr'")
     if shared and palette_file is not None:
         raise typer.BadParameter("fits a palette; not with --palette", param_hint="'--shared-palette'")
+    from_stdin = any(_is_stdio(path) for path in inputs)
+    if from_stdin and len(inputs) > 1:
+        raise typer.BadParameter("'-' (standard input) must be the only INPUT", param_hint="'INPUT...'")
+    if from_stdin and shared:
+        raise typer.BadParameter("reads its inputs twice; not with standard input", param_hint="'--shared-palette'")
     if palette_file is not None:
         try:
             options["palette"] = read_palette(palette_file)
@@ -661,13 +845,17 @@ def quantize_command(
     read_files = [palette_file] if palette_file is not None else []
     if save_palette is not None and save_palette.suffix.lower() not in PALETTE_SUFFIXES:
         raise typer.BadParameter(f"{save_palette}: use a .gpl or .json file name", param_hint="'--save-palette'")
-    batch = len(inputs) > 1 or inputs[0].is_dir()
+    batch = len(inputs) > 1 or (not from_stdin and inputs[0].is_dir())
+    _check_format(output, pillow_format, batch)
     if batch:
         if save_palette is not None and not shared:
             raise typer.BadParameter("saves the palette of one input, or with --shared-palette",
                                      param_hint="'--save-palette'")
+        if output is not None and _is_stdio(output):
+            raise typer.BadParameter("standard output takes one image; with several inputs -o names a folder",
+                                     param_hint="'-o'")
         output_dir = _batch_folder(output)
-        _check_colours_fit(Path("output.png"), n_colors)  # batch outputs are PNGs
+        _check_colours_fit(Path("output" + _format_suffix(pillow_format)), n_colors)
     elif scheduler is not None:
         raise typer.BadParameter("sends a batch (several inputs or a folder) to a cluster", param_hint="'--scheduler'")
     if shared:
@@ -686,13 +874,20 @@ def quantize_command(
         return
 
     input_path = inputs[0]
-    output_path = _output_of_one(input_path, output, n_colors)
-    if output is None and frame is None and input_path.suffix.lower() in ANIMATION_SUFFIXES and is_animation(input_path):
+    output_path = _output_of_one(input_path, output, n_colors, pillow_format)
+    to_stdout = _is_stdio(output_path)
+    if (output is None and frame is None and not from_stdin and input_path.suffix.lower() in ANIMATION_SUFFIXES
+            and is_animation(input_path)):
         output_path = output_path.with_suffix(input_path.suffix)  # an animation keeps its format
+    if to_stdout and sys.stdout.isatty():
+        _fail("standard output is a terminal; redirect it (> out.png) or name an output file with -o")
+    if from_stdin and sys.stdin.isatty():
+        _fail("standard input is a terminal; pipe an image in (fastkm quantize - < photo.jpg) or name a file")
+    read_by_run = Inputs([*([] if from_stdin else [input_path]), *read_files])
 
     def body():
-        _check_colours_fit(output_path, n_colors)
-        result, seconds = _quantize_to(input_path, output_path, options, inputs=Inputs([input_path, *read_files]))
+        _check_colours_fit(Path("output" + _format_suffix(pillow_format)) if to_stdout else output_path, n_colors)
+        result, seconds, n_bytes_in, n_bytes_out = _quantize_to(input_path, output_path, options, inputs=read_by_run)
         height, width = result.labels.shape[-2:]
         note = size = ""
         if palette_file is None and getattr(result, "n_distinct", n_colors + 1) <= n_colors:
@@ -700,10 +895,12 @@ def quantize_command(
         if result.labels.ndim == 3:  # an animation
             size = f", {_count(result.n_frames, 'frame')}"
             note = " in each frame's palette" if not result.shared else ""
+        # With the image on standard output, the summary goes to standard error.
         _say(
-            f"{input_path.name} {width}x{height}{size} -> {output_path}: {_count(result.n_colors, 'colour')}{note}, "
-            f"{_quality(result)}, {seconds:.2f} s, "
-            f"{_human_bytes(input_path.stat().st_size)} -> {_human_bytes(output_path.stat().st_size)}"
+            f"{'standard input' if from_stdin else input_path.name} {width}x{height}{size} -> "
+            f"{'standard output' if to_stdout else output_path}: {_count(result.n_colors, 'colour')}{note}, "
+            f"{_quality(result)}, {seconds:.2f} s, {_human_bytes(n_bytes_in)} -> {_human_bytes(n_bytes_out)}",
+            err=to_stdout,
         )
 
     _run(body)
@@ -711,7 +908,7 @@ def quantize_command(
 
 @app.command("compare")
 def compare_command(
-    input_path: Path = typer.Argument(..., metavar="INPUT", help="Image to quantize."),
+    input_path: Path = typer.Argument(..., metavar="INPUT", help="Image to quantize ('-' reads standard input)."),
     output: Path = typer.Option(..., "-o", "--output", help="Figure file to write (PNG recommended)."),
     n_colors: int = N_COLORS_OPTION,
     seed: int = SEED_OPTION,
@@ -727,7 +924,10 @@ def compare_command(
         False, "--palette-strip", help="Draw the palette under the images, each colour as wide as its share."
     ),
 ):
-    """Write a figure: INPUT and its N-colour version side by side, with captions."""
+    """Write a figure: INPUT and its N-colour version side by side, with captions.
+
+    The quantization is the one ``quantize`` writes to a PNG (in the input's colour
+    space); both panels are shown converted to sRGB, the colours a viewer shows."""
     options = {
         "n_colors": n_colors, "seed": seed, "sample_size": sample_size, "max_pixels": max_pixels,
         "dither": dither_strength if dither else 0.0, "space": space.value, "weighting": weighting.value,
@@ -735,24 +935,27 @@ def compare_command(
 
     def body():
         output_kind(output)  # an unknown figure format fails now, not after the work
-        _check_outputs(Inputs([input_path]), [(output, "the figure")], force)
-        image = _read_input(input_path, options)
+        _check_outputs(Inputs([] if _is_stdio(input_path) else [input_path]), [(output, "the figure")], force)
+        image_file, image, profile = _read_input(input_path, options)
         result, seconds = _fit(image, options)
         height, width = result.labels.shape
         how = ", ".join([f"k = {result.n_colors}"] + (["OKLab"] if space is Space.oklab else [])
                         + (["dithered"] if dither else []))
         # The figure's font has no Greek letters: "dE" for ΔE.
         delta_e = f", dE {result.delta_e:.4f}" if result.delta_e is not None else ""
+        in_space = "" if is_srgb(profile) else f", {describe(profile)}"
         captions = (
-            f"original ({width}x{height}, {result.n_distinct:,} colours)",
+            f"original ({width}x{height}, {result.n_distinct:,} colours{in_space})",
             f"fastkm, {how}: PSNR {result.psnr:.2f} dB{delta_e}",
         )
         from .figure import side_by_side  # Pillow's drawing modules: only this command needs them
 
         palette_shares = _dominant_colours(result)[:2] if strip else None
-        figure = side_by_side([image, result.image], captions, max_side=max_side, strip=palette_shares)
+        panels = [to_srgb(image, profile), to_srgb(result.image, profile)]
+        figure = side_by_side(panels, captions, max_side=max_side, strip=palette_shares)
         write_image(output, figure, replace=force)
-        _say(f"{input_path.name}: k = {result.n_colors}, PSNR {result.psnr:.2f} dB, {seconds:.2f} s -> {output}")
+        shown = "standard input" if _is_stdio(input_path) else input_path.name
+        _say(f"{shown}: k = {result.n_colors}, PSNR {result.psnr:.2f} dB, {seconds:.2f} s -> {output}")
 
     _run(body)
 
@@ -804,7 +1007,8 @@ def palette_command(
         if swatch is not None:
             output_kind(swatch)  # an unknown swatch format fails now, not after the work
             _check_outputs(Inputs([input_path]), [(swatch, "the swatch")], force)
-        image = _read_input(input_path, options)
+        # Hex codes and RGB values are sRGB: the image's colours are converted to it.
+        _, image, _ = _read_input(input_path, dict(options, to_srgb=True))
         has_transparent = image.ndim == 3 and image.shape[2] in (2, 4) and bool(np.any(image[..., -1] == 0))
         # The transparent pixels take one palette entry of their own: ask for one more.
         result, _ = _fit(image, dict(options, n_colors=n_colors + has_transparent))

@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 from PIL import Image
 from typer.testing import CliRunner
 
-import fastkm
 from fastkm import _kmeans, cli, io
 from fastkm.io import atomic
 
@@ -563,21 +562,15 @@ def test_save_palette_of_grey_and_rgb_images_round_trips(tmp_path, channels):
 
 SLOW_SAVE = textwrap.dedent("""
     import sys, time
-    from PIL import Image
-    real_save = Image.Image.save
-    def slow_save(self, fp, *args, **kwargs):
-        real_save(self, fp, *args, **kwargs)
-        print("SAVING", flush=True)  # the temporary file is on disk now
-        time.sleep(60)
-    Image.Image.save = slow_save
-    from pathlib import Path  # indexed PNGs are encoded in memory and written as bytes
-    real_write_bytes = Path.write_bytes
-    def slow_write_bytes(self, data):
-        written = real_write_bytes(self, data)
-        print("SAVING", flush=True)
-        time.sleep(60)
-        return written
-    Path.write_bytes = slow_write_bytes
+    import fastkm.io.write
+    real_atomic_save = fastkm.io.write._atomic_save
+    def slow_atomic_save(path, save, **options):
+        def slow_save(temporary):
+            save(temporary)
+            print("SAVING", flush=True)  # the temporary file is on disk now
+            time.sleep(60)
+        real_atomic_save(path, slow_save, **options)
+    fastkm.io.write._atomic_save = slow_atomic_save  # images are encoded in memory, then saved
     from fastkm.cli import run
     sys.argv = ["fastkm"] + sys.argv[1:]
     run()

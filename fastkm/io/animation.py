@@ -32,7 +32,7 @@ from typing import Any, Optional
 
 from .atomic import ImageWriteError, Outputs, PathLike, _atomic_save
 from .read import DEFAULT_MAX_PIXELS, ImageReadError, _first_line, check_gif_trailer
-from .write import palette_image, _software_note
+from .write import _png_text, palette_image
 
 # Formats that hold animations, by output suffix.
 ANIMATION_SUFFIXES = {".gif": "GIF", ".png": "PNG", ".apng": "PNG", ".webp": "WEBP"}
@@ -215,7 +215,7 @@ def write_animation(
         options.update(lossless=True, quality=100, method=4)
     else:
         # The "Software" text tells later folder runs that fastkm wrote this file.
-        options.update(compress_level=6, pnginfo=_software_note())
+        options.update(compress_level=6, pnginfo=_png_text(None))
 
     def save(temporary):
         images[0].save(temporary, format=ANIMATION_SUFFIXES[suffix], **options)

@@ -7,7 +7,8 @@ import numpy as np
 from PIL import Image
 
 from .atomic import ImageWriteError, PathLike, _atomic_save, reason
-from .read import ImageReadError
+from .profiles import is_srgb, to_srgb
+from .read import ImageReadError, read_colour_profile
 from .write import has_alpha
 
 
@@ -53,8 +54,15 @@ def _json_rows(data):
 
 
 def _image_colours(path):
-    """The colours of an image: an indexed image's palette entries in use, or the
-    distinct colours of a full-colour image with at most 256 of them."""
+    """The colours of an image, in sRGB (converted through its colour profile): an
+    indexed image's palette entries in use, or the distinct colours of a full-colour
+    image with at most 256 of them."""
+    colours = _colours_as_stored(path)
+    profile = read_colour_profile(path)
+    return colours if is_srgb(profile) else to_srgb(colours.astype(np.uint8)[None], profile)[0]
+
+
+def _colours_as_stored(path):
     with Image.open(path) as image:
         if image.mode == "P":
             used = np.unique(np.asarray(image))
@@ -73,7 +81,9 @@ def read_palette(path: PathLike) -> np.ndarray:
     """A palette (m, 3) uint8 from a GIMP .gpl file, a .json list of [r, g, b] rows (or
     {"palette": [...]}; rows of 4 give (m, 4) with alpha), or an image: an indexed
     image's palette entries in use, or the distinct colours of a full-colour image with
-    at most 256 of them.  A malformed file raises ImageReadError naming what is wrong."""
+    at most 256 of them.  Palette files hold sRGB colours; an image's colours are
+    converted to sRGB through its profile.  A malformed file raises ImageReadError naming
+    what is wrong."""
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(f"{path}: no such palette file")

@@ -33,6 +33,8 @@ COLOUR_TYPE_PALETTE = 3
 # smallest file (12 is no smaller, 10 is 0.1-1.5 % larger).
 DEFAULT_LEVEL = 6
 OPTIMIZE_LEVEL = 11
+# The keyword of the iTXt chunk that holds XMP metadata.
+XMP_KEYWORD = "XML:com.adobe.xmp"
 
 
 def bit_depth(n_entries):
@@ -64,14 +66,19 @@ def _chunk(tag, data):
     return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
 
 
-def indexed_png(colours, labels, alpha=None, *, level=DEFAULT_LEVEL, text=None):
+def indexed_png(colours, labels, alpha=None, *, level=DEFAULT_LEVEL, text=None, icc_profile=None, exif=None,
+                dpi=None):
     """The bytes of an indexed PNG.
 
-    colours  (m, 3) uint8 RGB palette, 1 <= m <= 256
-    labels   (H, W) integer palette indices, each below m
-    alpha    (m,) uint8 alpha of each entry (straight), or None when all are opaque
-    level    libdeflate compression level, 1 (fastest) to 12 (smallest)
-    text     {keyword: text} written as tEXt chunks (Latin-1), or None
+    colours      (m, 3) uint8 RGB palette, 1 <= m <= 256
+    labels       (H, W) integer palette indices, each below m
+    alpha        (m,) uint8 alpha of each entry (straight), or None when all are opaque
+    level        libdeflate compression level, 1 (fastest) to 12 (smallest)
+    text         {keyword: text} written as tEXt chunks (iTXt, UTF-8, where the text is
+                 not Latin-1), or None
+    icc_profile  ICC profile bytes (an iCCP chunk), or None for none
+    exif         EXIF bytes (an eXIf chunk), or None
+    dpi          (x, y) resolution in dots per inch (a pHYs chunk), or None
     """
     colours = np.ascontiguousarray(colours, dtype=np.uint8)
     n_entries = colours.shape[0]
@@ -81,13 +88,26 @@ def indexed_png(colours, labels, alpha=None, *, level=DEFAULT_LEVEL, text=None):
     scanlines = np.zeros((height, rows.shape[1] + 1), np.uint8)  # a 0 (filter "none") before each row
     scanlines[:, 1:] = rows
     header = struct.pack(">IIBBBBB", width, height, bits, COLOUR_TYPE_PALETTE, 0, 0, 0)
-    chunks = [_chunk(b"IHDR", header), _chunk(b"PLTE", colours.tobytes())]
+    chunks = [_chunk(b"IHDR", header)]
+    if icc_profile is not None:  # before PLTE, as the PNG specification orders them
+        chunks.append(_chunk(b"iCCP", b"ICC Profile\0\0" + deflate.zlib_compress(bytes(icc_profile), level)))
+    if dpi is not None:
+        per_metre = [int(value / 0.0254 + 0.5) for value in dpi[:2]]
+        chunks.append(_chunk(b"pHYs", struct.pack(">IIB", per_metre[0], per_metre[1], 1)))
+    if exif is not None:
+        chunks.append(_chunk(b"eXIf", bytes(exif[6:] if exif.startswith(b"Exif\0\0") else exif)))
+    chunks.append(_chunk(b"PLTE", colours.tobytes()))
     if alpha is not None:
         translucent = np.flatnonzero(np.asarray(alpha) < 255)
         if translucent.size:
             chunks.append(_chunk(b"tRNS", np.asarray(alpha[: translucent[-1] + 1], dtype=np.uint8).tobytes()))
     for keyword, value in (text or {}).items():
-        chunks.append(_chunk(b"tEXt", keyword.encode("latin-1") + b"\0" + value.encode("latin-1")))
+        # XMP is read from iTXt only (the XMP specification), and so is text beyond Latin-1:
+        # uncompressed, no language tag.
+        if keyword == XMP_KEYWORD or not all(ord(c) < 256 for c in value):
+            chunks.append(_chunk(b"iTXt", keyword.encode("latin-1") + b"\0\0\0\0\0" + value.encode("utf-8")))
+        else:
+            chunks.append(_chunk(b"tEXt", keyword.encode("latin-1") + b"\0" + value.encode("latin-1")))
     chunks.append(_chunk(b"IDAT", deflate.zlib_compress(scanlines, level)))  # the buffer itself, no copy
     chunks.append(_chunk(b"IEND", b""))
     return PNG_SIGNATURE + b"".join(chunks)

@@ -1,14 +1,17 @@
-"""Reading image files into uint8 arrays (imageio with Pillow underneath)."""
+"""Reading image files into uint8 arrays, with their colour profile and metadata (Pillow)."""
 
+import io
 import stat
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Dict, Optional, Tuple, Union
 
-import imageio.v3 as iio
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .atomic import PathLike
+from .profiles import ProfileError, convert_image_to_srgb, png_chunk_profile, profile_space
 
 
 # Images above this many pixels are refused before decoding (decompression bombs: a
@@ -114,21 +117,76 @@ def from_pillow(image: Image.Image) -> np.ndarray:
     return _tidy_channels(_to_uint8(np.asarray(converted), source), source)
 
 
-def read_image(path: PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Read an image file as (H, W, 3) RGB or (H, W) grey uint8, with alpha as a last
-    channel ((H, W, 4) RGBA, (H, W, 2) grey + alpha) when some pixel is not opaque.
+@dataclass(frozen=True)
+class Metadata:
+    """What an image file says besides its pixels and colours, as fastkm passes it on.
 
-    The first frame of a multi-frame file is used (``frame_count`` tells how many there
-    are); the EXIF orientation is applied; palette images, CMYK and other colour modes
-    become RGB or RGBA; transparency in a PNG's tRNS chunk (alpha per palette entry, or
-    the colour key of an RGB or grey image) becomes alpha; 16-bit samples are rounded
-    to 8 bits, floats (mode F) in [0, 1] scaled, in 0..255 rounded (other ranges
-    refused).  What the decoder warns about (a corrupt EXIF block) is warned again
-    in one ImageReadWarning naming the file.
-    A file whose header gives more than ``max_pixels`` pixels is refused before any
-    pixel is decoded.  Raises ImageReadError with a one-line reason when the file is
-    missing, too large, or not an image this function can decode.
+    exif  the EXIF block (bytes, b"Exif\\0\\0" + TIFF structure as Pillow stores it) with
+          its orientation tag removed once the rotation is applied to the pixels; or None
+    xmp   the XMP packet (bytes), orientation likewise removed; or None
+    dpi   (x, y) pixels per inch, or None
+    text  PNG text chunks {keyword: text} (tEXt, zTXt, iTXt), empty for other formats
     """
+
+    exif: Optional[bytes] = None
+    xmp: Optional[bytes] = None
+    dpi: Optional[Tuple[float, float]] = None
+    text: Dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """An image file as read: its pixels, the colour space they are in, its metadata.
+
+    pixels       (H, W) grey, (H, W, 2) grey + alpha, (H, W, 3) RGB or (H, W, 4) RGBA
+                 uint8, as ``read_image`` returns them (values in the file's colour space)
+    icc_profile  the ICC profile (bytes) of an RGB colour space, or None for sRGB: the
+                 file's own profile, or one built from PNG gAMA/cHRM chunks.  CMYK and
+                 grey profiles are applied on reading: their pixels come out sRGB.
+    metadata     Metadata (EXIF, XMP, resolution, PNG text)
+    format       Pillow's name of the file format: 'PNG', 'JPEG', 'WEBP', 'TIFF', ...
+    n_bytes      size of the encoded file
+    n_frames     frames (pages, animation frames) in the file; the first one is read
+    """
+
+    pixels: np.ndarray
+    icc_profile: Optional[bytes]
+    metadata: Metadata
+    format: str
+    n_bytes: int
+    n_frames: int = 1
+
+
+def _metadata(image):
+    """The Metadata of an opened, loaded, orientation-applied Pillow image."""
+    info = image.info
+    exif = info.get("exif") or None
+    if exif is not None and not exif.startswith(b"Exif"):
+        exif = b"Exif\0\0" + exif
+    xmp = info.get("xmp") or info.get("XML:com.adobe.xmp") or None
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8")
+    dpi = info.get("dpi")
+    text = {}
+    if image.format == "PNG":
+        text = {key: str(value) for key, value in getattr(image, "text", {}).items() if key != "XML:com.adobe.xmp"}
+    return Metadata(exif=exif, xmp=xmp, dpi=tuple(float(v) for v in dpi) if dpi else None, text=text)
+
+
+def _colour_profile(image):
+    """The ICC profile of an opened Pillow image (None = sRGB), PNG chunks included."""
+    if image.format == "PNG":
+        return png_chunk_profile(image.info)
+    return image.info.get("icc_profile") or None
+
+
+def _source(path):
+    """(what Pillow opens, size in bytes, name for messages) of a path or encoded bytes."""
+    if isinstance(path, (bytes, bytearray, memoryview)):
+        data = bytes(path)
+        if not data:
+            raise ImageReadError("standard input: no data; pipe an image file in")
+        return io.BytesIO(data), len(data), "standard input"
     path = Path(path)
     try:
         status = path.stat()
@@ -140,37 +198,92 @@ def read_image(path: PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nd
         raise ImageReadError(f"{path}: is a folder, expected an image file")
     if status.st_size == 0:
         raise ImageReadError(f"{path}: file is empty")
+    return path, status.st_size, str(path)
+
+
+def read_image_file(path, *, max_pixels=DEFAULT_MAX_PIXELS):
+    """Read an image file (a path, or its encoded bytes, e.g. from standard input) with
+    its colour profile and metadata; returns an ImageFile.
+
+    The first frame is read; the EXIF orientation is applied to the pixels (and removed
+    from the metadata); palette images and other colour modes become RGB or RGBA;
+    transparency in a PNG's tRNS chunk (alpha per palette entry, or the colour key of
+    an RGB or grey image) becomes alpha; 16-bit samples are rounded to 8 bits; an alpha
+    channel opaque everywhere is dropped.  Pixels stay in the file's RGB colour space
+    (``icc_profile`` says which); CMYK and grey images with an ICC profile are converted
+    to sRGB through it.  What the decoder warns about (a corrupt EXIF block) is warned
+    again in one ImageReadWarning naming the file.  A file whose header gives more than
+    ``max_pixels`` pixels is refused before any pixel is decoded.  Raises ImageReadError
+    with a one-line reason when the file is missing, too large, or not an image this
+    function can decode.
+    """
+    source, n_bytes, name = _source(path)
     previous_limit = Image.MAX_IMAGE_PIXELS
     try:
         # Our own limit replaces Pillow's (whose warning and error thresholds differ).
         Image.MAX_IMAGE_PIXELS = None
         with warnings.catch_warnings(record=True) as noticed:
             warnings.simplefilter("always")
-            array = _decode(path, max_pixels)
+            array, icc_profile, metadata, file_format, n_frames = _decode(source, max_pixels)
     except _TooLarge as error:
         width, height = error.args
         raise ImageReadError(
-            f"{path}: {width}x{height} = {_pixels(width * height)} exceeds the limit of {_pixels(max_pixels)}; "
+            f"{name}: {width}x{height} = {_pixels(width * height)} exceeds the limit of {_pixels(max_pixels)}; "
             "raise it with --max-pixels if you trust the file"
         ) from None
     except MemoryError:
         raise
+    except ProfileError as error:
+        raise ImageReadError(f"{name}: {error}") from None
     except OSError as error:
         if error.errno is not None and error.strerror:  # the file system's, not a decoder's
-            raise ImageReadError(f"{path}: cannot read ({error.strerror})") from None
-        raise ImageReadError(f"{path}: cannot decode as an image ({_first_line(error)})") from None
+            raise ImageReadError(f"{name}: cannot read ({error.strerror})") from None
+        raise ImageReadError(f"{name}: cannot decode as an image ({_first_line(error)})") from None
     except Exception as error:  # decoders raise anything (RuntimeError, struct.error...) on bad data
-        raise ImageReadError(f"{path}: cannot decode as an image ({_first_line(error)})") from None
+        raise ImageReadError(f"{name}: cannot decode as an image ({_first_line(error)})") from None
     finally:
         Image.MAX_IMAGE_PIXELS = previous_limit
-    check_gif_trailer(path)
+    check_gif_trailer(path, name)
     if noticed:  # one warning per file, however many the decoder gave
         messages = dict.fromkeys(_first_line(warning.message).strip().rstrip(".") for warning in noticed)
-        warnings.warn(f"{path}: {'; '.join(messages)}", ImageReadWarning, stacklevel=2)
-    array = _to_uint8(np.asarray(array), path)
+        warnings.warn(f"{name}: {'; '.join(messages)}", ImageReadWarning, stacklevel=2)
+    array = _to_uint8(np.asarray(array), name)
     if array.ndim == 3 and array.shape[2] in (2, 4) and np.all(array[..., -1] == 255):
         array = array[..., :-1]  # an alpha channel that is opaque everywhere says nothing
-    return _tidy_channels(array, path)
+    return ImageFile(_tidy_channels(array, name), icc_profile, metadata, file_format, n_bytes, n_frames)
+
+
+def read_colour_profile(path):
+    """The ``icc_profile`` that ``read_image_file(path)`` would give, from the file's
+    header alone (no pixel decoded); None for sRGB and for a file that cannot be read."""
+    previous_limit = Image.MAX_IMAGE_PIXELS
+    try:
+        Image.MAX_IMAGE_PIXELS = None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # read_image_file tells them
+            with Image.open(path) as image:
+                profile = _colour_profile(image)
+                grey = image.mode in _GREY_MODES or image.mode in ("LA", "La")
+                if profile is None or grey or profile_space(profile) != "RGB":
+                    return None  # sRGB, or converted to sRGB on reading
+                return profile
+    except (OSError, ValueError, SyntaxError, ProfileError):
+        return None
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous_limit
+
+
+def read_image(path: PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read an image file as (H, W, 3) RGB or (H, W) grey uint8, with alpha as a last
+    channel ((H, W, 4) RGBA, (H, W, 2) grey + alpha) when some pixel is not opaque.
+
+    The pixels of ``read_image_file(path)``, which says how they are converted, and
+    also returns their colour profile and the file's metadata: values in the file's
+    colour space (``profiles.to_srgb`` converts).  ``frame_count`` tells how many frames
+    a multi-frame file has; the first is read.  Floats (mode F) in [0, 1] are scaled,
+    in 0..255 rounded (other ranges refused).
+    """
+    return read_image_file(path, max_pixels=max_pixels).pixels
 
 
 def _pixels(n_pixels):
@@ -183,56 +296,79 @@ def _first_line(error):
     return text.splitlines()[0] if text.strip() else type(error).__name__
 
 
-def _decode(path, max_pixels):
-    """The first frame of path as an array, converted as read_image describes."""
-    with iio.imopen(path, "r", plugin="pillow") as file:
-        shape = file.properties(index=0).shape
-        if len(shape) >= 2 and shape[0] * shape[1] > max_pixels:
-            raise _TooLarge(shape[1], shape[0])
-        metadata = file.metadata(index=0, exclude_applied=False)
-        mode = metadata.get("mode")
-        convert = _pillow_target_mode(mode, metadata)
-        if mode == "P":
-            return _palette_pixels(path, convert)
-        return file.read(index=0, mode=convert, rotate=True)
+def _decode(source, max_pixels):
+    """(pixels, icc_profile, Metadata, format, n_frames) of the first frame of source,
+    converted as read_image_file describes."""
+    with Image.open(source) as image:
+        width, height = image.size
+        if width * height > max_pixels:
+            raise _TooLarge(width, height)
+        n_frames = int(getattr(image, "n_frames", 1))
+        file_format = image.format or ""
+        icc_profile = _colour_profile(image)
+        image.load()
+        if image.getexif().get(ORIENTATION_TAG, 1) != 1:
+            ImageOps.exif_transpose(image, in_place=True)
+        metadata = _metadata(image)
+        mode = image.mode
+        convert = _pillow_target_mode(mode, image.info)
+        if mode == "CMYK" and icc_profile is not None and profile_space(icc_profile) == "CMYK":
+            convert = None  # converted through its profile below
+        if mode == "P" and (icc_profile is None or profile_space(icc_profile) == "RGB"):
+            return _palette_pixels(image, convert), icc_profile, metadata, file_format, n_frames
+        if convert is not None:
+            image = image.convert(convert)
+        grey = image.mode in _GREY_MODES or image.mode == "LA"
+        if icc_profile is not None and (profile_space(icc_profile) != "RGB" or grey):
+            # Pixels whose profile cannot travel with them (CMYK, grey; an RGB profile
+            # from a grey PNG's gAMA): applied now, to sRGB.
+            image = convert_image_to_srgb(_as_8bit(image), icc_profile)
+            if grey:
+                image = image.convert("LA" if image.mode == "RGBA" else "L")
+            icc_profile = None
+        return np.asarray(image), icc_profile, metadata, file_format, n_frames
+
+
+def _as_8bit(image):
+    """16- and 32-bit grey Pillow images as 8-bit 'L' (LittleCMS here takes 8-bit only)."""
+    if image.mode in ("L", "LA", "RGB", "RGBA", "CMYK"):
+        return image
+    return Image.fromarray(_to_uint8(np.asarray(image), "image"))
 
 
 ORIENTATION_TAG = 0x0112
 
 
-def _palette_pixels(path, convert):
-    """A palette image's first frame in mode convert (RGB or RGBA), looked up from its
-    indices: half the memory of converting the whole image (a 196 MP GIF canvas is
-    196 MB of indices and 784 MB of RGBA), and the pixels of Pillow's own conversion
-    (its tRNS alpha included), which converts every index once."""
-    from PIL import ImageOps
-
-    with Image.open(path) as image:
-        image.load()
-        if image.mode != "P":  # some decoders change mode on load
-            return np.asarray(ImageOps.exif_transpose(image).convert(convert))
-        if image.getexif().get(ORIENTATION_TAG, 1) != 1:
-            image = ImageOps.exif_transpose(image)
-        every_index = Image.new("P", (256, 1))
-        every_index.putdata(range(256))
-        every_index.putpalette(image.getpalette(rawmode=image.palette.mode), rawmode=image.palette.mode)
-        if "transparency" in image.info:
-            every_index.info["transparency"] = image.info["transparency"]
-        table = np.asarray(every_index.convert(convert))[0]
-        return table[np.asarray(image)]
+def _palette_pixels(image, convert):
+    """A loaded palette image in mode convert (RGB or RGBA), looked up from its indices:
+    half the memory of converting the whole image (a 196 MP GIF canvas is 196 MB of
+    indices and 784 MB of RGBA), and the pixels of Pillow's own conversion (its tRNS
+    alpha included), which converts every index once."""
+    every_index = Image.new("P", (256, 1))
+    every_index.putdata(range(256))
+    every_index.putpalette(image.getpalette(rawmode=image.palette.mode), rawmode=image.palette.mode)
+    if "transparency" in image.info:
+        every_index.info["transparency"] = image.info["transparency"]
+    table = np.asarray(every_index.convert(convert))[0]
+    return table[np.asarray(image)]
 
 
-def check_gif_trailer(path: PathLike) -> None:
-    """Raise ImageReadError for a GIF file cut short: Pillow reads the frames it finds and
-    stops quietly where the data ends, so a GIF must end with its trailer byte ';' (NUL
-    padding after it allowed)."""
-    path = Path(path)
-    with open(path, "rb") as file:
-        if file.read(4) != b"GIF8":
-            return
-        file.seek(max(0, path.stat().st_size - 4096))
-        if not file.read().rstrip(b"\0").endswith(b";"):
-            raise ImageReadError(f"{path}: ends without the GIF trailer; the file is truncated")
+def check_gif_trailer(path: Union[PathLike, bytes], name: Optional[str] = None) -> None:
+    """Raise ImageReadError for a GIF file (a path, or its bytes) cut short: Pillow reads
+    the frames it finds and stops quietly where the data ends, so a GIF must end with its
+    trailer byte ';' (NUL padding after it allowed)."""
+    if hasattr(path, "getvalue"):  # an in-memory file (io.BytesIO)
+        path = path.getvalue()
+    if isinstance(path, bytes):
+        head, tail = path[:4], path[-4096:]
+    else:
+        path = Path(path)
+        with open(path, "rb") as file:
+            head = file.read(4)
+            file.seek(max(0, path.stat().st_size - 4096))
+            tail = file.read()
+    if head == b"GIF8" and not tail.rstrip(b"\0").endswith(b";"):
+        raise ImageReadError(f"{name or path}: ends without the GIF trailer; the file is truncated")
 
 
 def frame_count(path: PathLike) -> int:

@@ -1,13 +1,15 @@
 """Writing quantized images: indexed (palette) files where the format has them."""
 
+import io
 from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from .atomic import ImageWriteError, _atomic_save
 from .png import DEFAULT_LEVEL, OPTIMIZE_LEVEL, indexed_png
+from .profiles import PROFILE_FORMATS
 
 
 # Formats written as palette images (PNG: colour type 3, with the smallest bit depth).
@@ -15,6 +17,8 @@ INDEXED_SUFFIXES = {".png": "PNG", ".gif": "GIF", ".bmp": "BMP", ".tif": "TIFF",
 # Formats written as full-colour images rebuilt from the palette.
 RGB_SUFFIXES = {".webp": "WEBP", ".jpg": "JPEG", ".jpeg": "JPEG"}
 MAX_INDEXED_COLORS = 256
+# The suffix fastkm gives each format it writes, by Pillow's name of the format.
+FORMAT_SUFFIXES = {"PNG": ".png", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tif", "WEBP": ".webp", "JPEG": ".jpg"}
 
 
 def indexed_capacity_error(path, n_colors):
@@ -42,20 +46,6 @@ def output_kind(path):
 # The PNG "Software" text every indexed PNG fastkm writes carries: how a later run over
 # the folder recognises its own earlier outputs (paths.earlier_output_of).
 SOFTWARE = "fastkm"
-
-
-def _software_note():
-    """The Software text for PNGs Pillow writes (animated ones; still ones go through png.py)."""
-    from PIL.PngImagePlugin import PngInfo
-
-    info = PngInfo()
-    info.add_text("Software", SOFTWARE)
-    return info
-
-
-def _palette_colours(palette):
-    """(m, 3) RGB of a palette (m, C), C in 1..4 (alpha last for 2 and 4); grey repeated."""
-    return palette[:, :3] if palette.shape[1] >= 3 else np.repeat(palette[:, :1], 3, axis=1)
 
 
 def palette_image(palette: np.ndarray, labels: np.ndarray) -> Image.Image:
@@ -89,61 +79,139 @@ def alpha_capacity_error(path, palette):
     return None
 
 
-def write_quantized(path, palette, labels, *, optimize=False, replace=True, outputs=None):
+def output_format(path):
+    """Pillow's format name ('PNG', 'JPEG', ...) for an output path's suffix; raises
+    ImageWriteError for a suffix fastkm does not write."""
+    output_kind(path)
+    suffix = Path(path).suffix.lower()
+    return INDEXED_SUFFIXES.get(suffix) or RGB_SUFFIXES[suffix]
+
+
+def _metadata_options(file_format, metadata):
+    """Pillow save options that carry ``metadata`` (a read.Metadata) into ``file_format``."""
+    if metadata is None:
+        return {}
+    options = {}
+    if metadata.exif and file_format in ("PNG", "JPEG", "WEBP", "TIFF"):
+        options["exif"] = metadata.exif
+    if metadata.xmp and file_format in ("JPEG", "WEBP"):
+        options["xmp"] = metadata.xmp
+    if metadata.dpi and file_format in ("PNG", "JPEG", "TIFF", "BMP"):
+        options["dpi"] = metadata.dpi
+    return options
+
+
+def _png_text_items(metadata):
+    """{keyword: text} of a PNG: the input's text and XMP (``metadata``, or None), and Software."""
+    items = {}
+    if metadata is not None:
+        items.update((key, value) for key, value in metadata.text.items() if key != "Software")
+        if metadata.xmp:
+            items["XML:com.adobe.xmp"] = metadata.xmp.decode("utf-8", "replace")
+    items["Software"] = SOFTWARE
+    return items
+
+
+def _png_text(metadata):
+    """The text chunks of ``_png_text_items`` for PNGs Pillow writes (animated ones)."""
+    text = PngImagePlugin.PngInfo()
+    for key, value in _png_text_items(metadata).items():
+        text.add_itxt(key, value) if not value.isascii() else text.add_text(key, value)
+    return text
+
+
+def _palette_colours(palette):
+    """(m, 3) RGB of a palette (m, C), C in 1..4 (alpha last for 2 and 4); grey repeated."""
+    return palette[:, :3] if palette.shape[1] >= 3 else np.repeat(palette[:, :1], 3, axis=1)
+
+
+def encode_quantized(palette, labels, file_format, *, optimize=False, icc_profile=None, metadata=None):
+    """The bytes of a quantized image file: palette (m, C) uint8 with C in 1..4 (alpha
+    last for 2 and 4, straight), labels (H, W), ``file_format`` one of 'PNG', 'GIF',
+    'BMP', 'TIFF' (indexed), 'WEBP' (lossless), 'JPEG' (quality 95).
+
+    ``icc_profile`` (bytes; None = sRGB, written untagged) is embedded in PNG, TIFF, WebP
+    and JPEG files; ``metadata`` (a read.Metadata, None = none) goes where the format
+    has room: EXIF into PNG, JPEG, WebP and TIFF; XMP into PNG, JPEG and WebP;
+    resolution into PNG, JPEG, TIFF and BMP; text chunks into PNG.  The same arguments
+    always give the same bytes.  See ``write_quantized`` for the layouts and errors.
+    """
+    name = "image" + FORMAT_SUFFIXES[file_format]
+    reason = alpha_capacity_error(name, palette)
+    if reason:
+        raise ImageWriteError(reason)
+    if not has_alpha(palette) and palette.shape[1] in (2, 4):
+        palette = palette[:, :-1]  # opaque everywhere: no alpha channel to store
+    options = _metadata_options(file_format, metadata)
+    if icc_profile is not None and file_format in PROFILE_FORMATS:
+        options["icc_profile"] = icc_profile
+    if output_kind(name) == "indexed" and not (file_format == "TIFF" and has_alpha(palette)):
+        reason = indexed_capacity_error(name, palette.shape[0])
+        if reason:
+            raise ImageWriteError(reason)
+        if file_format == "PNG":
+            # Our own encoder (png.py): the smallest bit depth, no row filter, a short tRNS,
+            # libdeflate (level 6, or 11 with optimize): smaller and faster than Pillow's.
+            return indexed_png(
+                _palette_colours(palette), labels, palette[:, -1] if has_alpha(palette) else None,
+                level=OPTIMIZE_LEVEL if optimize else DEFAULT_LEVEL, text=_png_text_items(metadata),
+                icc_profile=options.get("icc_profile"), exif=options.get("exif"), dpi=options.get("dpi"),
+            )
+        image = palette_image(palette, labels)
+        if file_format == "GIF" and has_alpha(palette):
+            options["transparency"] = int(np.flatnonzero(palette[:, -1] == 0)[0])
+    else:
+        if palette.shape[1] == 2:  # grey + alpha: written as RGBA, which every format here takes
+            palette = np.concatenate([np.repeat(palette[:, :1], 3, axis=1), palette[:, 1:]], axis=1)
+        quantized = palette[labels]
+        image = Image.fromarray(quantized[:, :, 0] if quantized.shape[2] == 1 else quantized)
+        options.update({"lossless": True} if file_format == "WEBP" else {"quality": 95} if file_format == "JPEG" else {})
+    buffer = io.BytesIO()
+    try:
+        image.save(buffer, format=file_format, **options)
+    except (OSError, ValueError) as error:
+        raise ImageWriteError(f"cannot encode a {file_format} file ({error})") from None
+    return buffer.getvalue()
+
+
+def write_bytes(path, data, *, replace=True, outputs=None):
+    """Write ``data`` to ``path`` atomically (a temporary name in its folder, renamed);
+    ``replace`` and ``outputs`` as for ``write_quantized``."""
+
+    def save(temporary):
+        with open(temporary, "wb") as file:
+            file.write(data)
+
+    _atomic_save(path, save, replace=replace, outputs=outputs)
+
+
+def write_quantized(path, palette, labels, *, optimize=False, icc_profile=None, metadata=None, replace=True,
+                    outputs=None):
     """Write a quantized image: palette (m, C) uint8 with C in 1..4 (alpha last for 2 and
-    4, straight), labels (H, W).
+    4, straight), labels (H, W); returns the number of bytes written.
 
     Indexed formats (PNG, GIF, BMP, TIFF) store the palette and one index per pixel
     (PNG at 1, 2, 4 or 8 bits per pixel, transparency in its tRNS chunk; GIF with one
     transparent index); WebP (lossless) and JPEG store palette[labels], and so does TIFF
-    for a palette with alpha.  Palette order and indices are kept as given.  ``optimize``
-    spends more time on PNG compression for a smaller file (the same pixels).
+    for a palette with alpha.  ``optimize`` spends more time on PNG compression for a
+    smaller file.  ``icc_profile`` (bytes, the colour space of the palette's values;
+    None = sRGB) and ``metadata`` are written as ``encode_quantized`` says.
     Transparency that the format cannot hold raises ImageWriteError.
 
     The file is written atomically; an existing file is replaced only with ``replace``
     (else OutputExistsError).  With ``outputs`` (an ``Outputs``) the file is only
     staged, and appears when ``outputs.publish()`` publishes it with the others.
     """
-    kind = output_kind(path)
-    suffix = Path(path).suffix.lower()
-    reason = alpha_capacity_error(path, palette)
-    if reason:
-        raise ImageWriteError(f"{path}: {reason}")
-    if not has_alpha(palette) and palette.shape[1] in (2, 4):
-        palette = palette[:, :-1]  # opaque everywhere: no alpha channel to store
-    if kind == "indexed" and not (suffix in (".tif", ".tiff") and has_alpha(palette)):
-        reason = indexed_capacity_error(path, palette.shape[0])
-        if reason:
-            raise ImageWriteError(f"{path}: {reason}")
-        file_format = INDEXED_SUFFIXES[suffix]
-        if file_format == "PNG":
-            data = indexed_png(
-                _palette_colours(palette), labels, palette[:, -1] if has_alpha(palette) else None,
-                level=OPTIMIZE_LEVEL if optimize else DEFAULT_LEVEL, text={"Software": SOFTWARE},
-            )
-
-            def save(temporary):
-                Path(temporary).write_bytes(data)
-        else:
-            image = palette_image(palette, labels)
-            options = {}
-            if file_format == "GIF" and has_alpha(palette):
-                options = {"transparency": int(np.flatnonzero(palette[:, -1] == 0)[0])}
-
-            def save(temporary):
-                image.save(temporary, format=file_format, **options)
-    else:
-        if palette.shape[1] == 2:  # grey + alpha: written as RGBA, which every format here takes
-            palette = np.concatenate([np.repeat(palette[:, :1], 3, axis=1), palette[:, 1:]], axis=1)
-        quantized = palette[labels]
-        if quantized.shape[2] == 1:
-            quantized = quantized[:, :, 0]
-        file_format = RGB_SUFFIXES.get(suffix, INDEXED_SUFFIXES.get(suffix))
-        options = {"lossless": True} if file_format == "WEBP" else {"quality": 95} if file_format == "JPEG" else {}
-
-        def save(temporary):
-            iio.imwrite(temporary, quantized, extension=suffix, plugin="pillow", **options)
-    _atomic_save(path, save, replace=replace, outputs=outputs)
+    try:
+        data = encode_quantized(
+            palette, labels, output_format(path), optimize=optimize, icc_profile=icc_profile, metadata=metadata
+        )
+    except ImageWriteError as error:
+        if str(error).startswith(f"{path}:"):
+            raise
+        raise ImageWriteError(f"{path}: {error}") from None
+    write_bytes(path, data, replace=replace, outputs=outputs)
+    return len(data)
 
 
 def write_image(path, image, *, replace=True):
