@@ -6,14 +6,18 @@
     >>> fastkm.quantize(image, 16, dither=True, space="oklab")  # smoother, perceptual
     >>> fastkm.quantize(image, 256, min_psnr=40)   # the fewest colours reaching 40 dB
     >>> palette = fastkm.shared_palette(frames, 64)  # one palette for many images
+    >>> fastkm.warmup()   # compile every kernel now (container images, CI)
 """
 
-from .api import FastkmError, KMeans, QualityError, QuantizeResult, psnr_from_mse, quantize, shared_palette
+from .api import (
+    CompileWarning, FastkmError, KMeans, QualityError, QuantizeResult, psnr_from_mse, quantize, shared_palette, warmup,
+)
 
 # The one place the version is written; pyproject.toml reads it from here.
 __version__ = "0.1.0"
 
 __all__ = [
+    "CompileWarning",
     "FastkmError",
     "KMeans",
     "QualityError",
@@ -21,5 +25,6 @@ __all__ = [
     "psnr_from_mse",
     "quantize",
     "shared_palette",
+    "warmup",
     "__version__",
 ]

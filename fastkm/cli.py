@@ -163,6 +163,12 @@ def _say(message):
         typer.echo(message)
 
 
+COMPILING = (
+    "Compiling fastkm's kernels for this kind of image (first use only, a few seconds; cached for next time; "
+    "`fastkm warmup` compiles them all ahead of time)..."
+)
+
+
 def _read_input(input_path, options, echo=_note):
     """Read one input as the fit wants it: (H, W, C) or (H, W) uint8."""
     image = read_image(input_path, max_pixels=options["max_pixels"])
@@ -177,17 +183,18 @@ def _read_input(input_path, options, echo=_note):
 
 def _fit(image, options, echo=_note):
     """Quantize a read image with the fit options; returns (result, seconds)."""
-    if not _kernels.kernels_cached():
-        echo("Compiling fastkm's kernels (first run only; they are cached for next time)...")
-    start = time.perf_counter()
-    # As (H, W, 1): a grey image 3 or 4 pixels wide is not a list of RGB(A) pixels.
-    result = quantize(
-        image[:, :, None] if image.ndim == 2 else image, options["n_colors"], palette=options.get("palette"),
-        seed=options["seed"],
-        sample_size=options["sample_size"], dither=options["dither"], space=options["space"],
-        min_psnr=options.get("min_psnr"),
-    )
-    return result, time.perf_counter() - start
+    with _kernels.compile_notices(lambda: echo(COMPILING)):
+        start = time.perf_counter()
+        # As (H, W, 1): a grey image 3 or 4 pixels wide is not a list of RGB(A) pixels.
+        result = quantize(
+            image[:, :, None] if image.ndim == 2 else image, options["n_colors"], palette=options.get("palette"),
+            seed=options["seed"],
+            sample_size=options["sample_size"], dither=options["dither"], space=options["space"],
+            min_psnr=options.get("min_psnr"),
+        )
+        seconds = time.perf_counter() - start
+        result.delta_e  # the summary shows it: a compile it needs is announced here
+    return result, seconds
 
 
 def _quality(result):
@@ -461,13 +468,12 @@ def _fit_shared(inputs, options, recursive, output_dir=None):
                 finally:
                     progress.advance(task)
 
-        if not _kernels.kernels_cached():
-            _note("Compiling fastkm's kernels (first run only; they are cached for next time)...")
         # Alpha is not shared yet: such an image fails here with a clear message.
-        options["palette"] = shared_palette(
-            images(), options["n_colors"], seed=options["seed"], space=options["space"],
-            sample_size=options["sample_size"],
-        )
+        with _kernels.compile_notices(lambda: progress.console.print(COMPILING, markup=False, highlight=False)):
+            options["palette"] = shared_palette(
+                images(), options["n_colors"], seed=options["seed"], space=options["space"],
+                sample_size=options["sample_size"],
+            )
     _note(f"shared palette: {_count(options['palette'].shape[0], 'colour')} fitted over {_count(len(files), 'input')}")
     return files
 
@@ -728,6 +734,18 @@ def palette_command(
             write_image(swatch, palette_strip(palette, shares, max(600, 60 * len(palette)), 100), replace=force)
 
     _run(body)
+
+
+@app.command("warmup")
+def warmup_command():
+    """Compile every kernel now, for every kind of image and option (for container images
+    and CI): later runs load them from numba's disk cache and never compile."""
+    from .api import warmup
+
+    _note("compiling (or loading) fastkm's kernels for every kind of image and option...")
+    start = time.perf_counter()
+    warmup(progress=lambda what, seconds: typer.echo(f"  {what}: {seconds:.1f} s"))
+    typer.echo(f"fastkm's kernels are ready: {time.perf_counter() - start:.1f} s")
 
 
 class _Signalled(BaseException):
