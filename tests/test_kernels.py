@@ -4,7 +4,6 @@ import numba
 import numpy as np
 import pytest
 
-import fastkm
 from fastkm import _kernels, _kmeans
 from fastkm._pipeline import guess_radius
 
