@@ -15,6 +15,7 @@ from pathlib import Path
 from enum import Enum
 from typing import List, Optional
 
+import numba
 import numpy as np
 import typer
 import typer.core
@@ -348,11 +349,41 @@ def _batch_file(input_path, output_path, options):
     return result.n_colors, result.mse, result.psnr, result.delta_e, seconds
 
 
-def _run_here(jobs, starting):
-    """_batch_file for each (index, args) in turn, after starting(index); yields (index, outcome)."""
-    for index, args in jobs:
+def _run_here(jobs, starting, n_workers=1):
+    """_batch_file for each (index, args), after starting(index); yields (index, outcome),
+    in the order the files finish.
+
+    With n_workers > 1, files after the first are quantized n_workers at a time in
+    threads, each kernel on its share of numba's threads: small photos keep every core
+    busy (one file's reading and writing overlap another's kernels, which release the
+    GIL) where one photo's kernels alone cannot.  Each file's output is the same as a
+    one-at-a-time run's (the kernels' results never depend on the thread count).  The
+    first file runs alone: its compile, if any, is announced once, and it starts numba's
+    threading layer, which must take kernels from several threads at once.
+    """
+    jobs = list(jobs)
+    for index, args in jobs[:1]:
         starting(index)
         yield index, _batch_file(*args)
+    rest = jobs[1:]
+    n_workers = min(n_workers, len(rest))
+    if n_workers < 2 or not _kernels.threadsafe_layer():
+        for index, args in rest:
+            starting(index)
+            yield index, _batch_file(*args)
+        return
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    threads_each = max(1, numba.get_num_threads() // n_workers)
+
+    def work(index, args):
+        numba.set_num_threads(threads_each)  # this thread's kernels only
+        starting(index)
+        return index, _batch_file(*args)
+
+    with ThreadPoolExecutor(n_workers) as pool:
+        for done in as_completed([pool.submit(work, index, args) for index, args in rest]):
+            yield done.result()
 
 
 def _plan(files, output_dir, options, inputs):
@@ -376,10 +407,11 @@ def _plan(files, output_dir, options, inputs):
     return targets, jobs, refusals
 
 
-def _batch(inputs, output_dir, options, recursive, scheduler=None, read_files=()):
+def _batch(inputs, output_dir, options, recursive, scheduler=None, read_files=(), n_workers=1):
     """Quantize many files: progress bar, one failure never stops the rest, summary table.
 
-    With a dask.distributed ``scheduler`` address, each file is one task on the cluster.
+    With a dask.distributed ``scheduler`` address, each file is one task on the cluster;
+    else n_workers files at a time here (_run_here).
     ``read_files`` are other files the run reads (a palette), which no output may replace."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -406,7 +438,9 @@ def _batch(inputs, output_dir, options, recursive, scheduler=None, read_files=()
     ) as progress:
         task = progress.add_task("quantizing", total=len(files))
         if scheduler is None:
-            outcomes = _run_here(jobs, lambda i: progress.update(task, description=f"quantizing {shown_names[i]}"))
+            outcomes = _run_here(
+                jobs, lambda i: progress.update(task, description=f"quantizing {shown_names[i]}"), n_workers
+            )
         else:
             progress.update(task, description=f"quantizing on {scheduler}")
         for index, outcome in itertools.chain(refusals, outcomes):
@@ -546,6 +580,11 @@ def quantize_command(
         help="Send a batch to this dask.distributed scheduler (tcp://host:8786), one task per file; needs "
         "fastkm[dask] on every machine, and inputs and outputs on storage the workers share.",
     ),
+    jobs: Optional[int] = typer.Option(
+        None, "--jobs", "-j", min=1,
+        help="Files of a batch quantized at once (default: one per core, or NUMBA_NUM_THREADS); "
+        "the outputs are the same for any number.",
+    ),
 ):
     """Reduce images to N colours and write them (indexed PNGs by default).
 
@@ -590,7 +629,7 @@ def quantize_command(
         _run(fit_and_save)
         options["save_palette"] = None
     if batch:
-        _batch(inputs, output_dir, options, recursive, scheduler, read_files)
+        _batch(inputs, output_dir, options, recursive, scheduler, read_files, jobs or numba.config.NUMBA_NUM_THREADS)
         return
 
     input_path = inputs[0]

@@ -5,7 +5,7 @@ from numba import njit
 
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _squared_distance(target, palette, c):
     dist = np.float32(0.0)
     for j in range(target.shape[0]):
@@ -14,7 +14,7 @@ def _squared_distance(target, palette, c):
     return dist
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _nearest_entry(target, palette):
     """Index of the palette row (m, d) float32 nearest to target (d,) float32; lowest on ties."""
     best = 0
@@ -27,7 +27,7 @@ def _nearest_entry(target, palette):
     return best
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def floyd_steinberg(points, width, palette, strength, skip, nearest_table, guess_radius, labels):
     """Floyd-Steinberg error diffusion onto a palette, in serpentine row order.
 

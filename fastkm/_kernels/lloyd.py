@@ -8,7 +8,7 @@ from .cells import TOP_CELL_BITS, _cell_candidates
 from .nearest import _expanded_centres, _nearest_in_column_tile, _nearest_in_tile_rgb
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def lloyd_step(columns, points, weights, centres, labels, min_dist, sums, counts):
     """One Lloyd iteration: assign every point, then sum the clusters (one pass).
 
@@ -84,7 +84,7 @@ def lloyd_step(columns, points, weights, centres, labels, min_dist, sums, counts
     return n_changed
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def cell_lloyd_step(columns, points, weights, cell_corners, cell_start, task_cells, cell_bits, centres, labels,
                     sum_changes, count_changes):
     """A Lloyd assignment of 3-channel points sorted by grid cell (cell_sort), in which each
@@ -135,7 +135,7 @@ def cell_lloyd_step(columns, points, weights, cell_corners, cell_start, task_cel
     return n_changed
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _cell_lloyd_task(first_cell, stop_cell, columns, points, weights, cell_corners, cell_start, cell_bits, expanded,
                      centre_columns, labels, task_sums):
     """cell_lloyd_step's work on cells first_cell:stop_cell: labels, and changes of the
@@ -191,7 +191,7 @@ def _cell_lloyd_task(first_cell, stop_cell, columns, points, weights, cell_corne
     return changed
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _move_point(task_sums, points, weights, row, old, new):
     """Move a 3-channel point's weighted sums from cluster ``old`` (-1: none) to ``new``."""
     row = np.uint64(row)
