@@ -9,9 +9,8 @@
     >>> fastkm.warmup()   # compile every kernel now (container images, CI)
 """
 
-from .api import (
-    CompileWarning, FastkmError, KMeans, QualityError, QuantizeResult, psnr_from_mse, quantize, shared_palette, warmup,
-)
+from ._limits import FastkmError
+
 
 # The one place the version is written; pyproject.toml reads it from here.
 __version__ = "0.1.0"
@@ -28,3 +27,13 @@ __all__ = [
     "warmup",
     "__version__",
 ]
+
+
+def __getattr__(name):
+    # The API (numba and the kernels, most of a command's start-up) loads on first use,
+    # so that `fastkm --help` and tools that only import the package start quickly.
+    if name in __all__:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'fastkm' has no attribute {name!r}")

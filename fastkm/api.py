@@ -15,13 +15,10 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _kernels, _kmeans, _pipeline, _spaces
+from ._limits import DEFAULT_SAMPLE_SIZE, MAX_COLORS, FastkmError  # noqa: F401 (public names of this module)
 
-# Pixels in the random sample that seeds and pre-fits the palette before the refinement
-# on the full colour histogram (see bench/README.md for the measurement behind it).
-DEFAULT_SAMPLE_SIZE = 1 << 18
 # k-means++ starts on the sample: None picks them by palette size (_kmeans.default_n_init).
 DEFAULT_N_INIT = None
-MAX_COLORS = 65536
 # KMeans clusters colours: points of up to 4 channels (grey, grey + alpha, RGB, RGBA).
 # Wider uint8 data is refused, since an (H, W) grey image would otherwise be taken
 # as H points of W features without a word.
@@ -37,10 +34,6 @@ if TYPE_CHECKING:
 # images; see quantize's docstring for the shapes and dtypes.
 ImageLike = Union[npt.ArrayLike, "PIL.Image.Image"]
 Space = Literal["rgb", "oklab"]
-
-
-class FastkmError(ValueError):
-    """A problem with the caller's input; the message says what and how to fix it."""
 
 
 class CompileWarning(UserWarning):

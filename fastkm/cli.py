@@ -15,13 +15,13 @@ from pathlib import Path
 from enum import Enum
 from typing import List, Optional
 
-import numba
 import numpy as np
 import typer
 import typer.core
 
-from . import __version__, _kernels
-from .api import DEFAULT_SAMPLE_SIZE, MAX_COLORS, FastkmError, quantize, shared_palette
+# numba and the kernels load in the commands that run them (``--help`` needs neither).
+from . import __version__
+from ._limits import DEFAULT_SAMPLE_SIZE, MAX_COLORS, FastkmError
 from .io import (
     DEFAULT_MAX_PIXELS,
     INDEXED_SUFFIXES,
@@ -184,6 +184,9 @@ def _read_input(input_path, options, echo=_note):
 
 def _fit(image, options, echo=_note):
     """Quantize a read image with the fit options; returns (result, seconds)."""
+    from . import _kernels
+    from .api import quantize
+
     with _kernels.compile_notices(lambda: echo(COMPILING)):
         start = time.perf_counter()
         # As (H, W, 1): a grey image 3 or 4 pixels wide is not a list of RGB(A) pixels.
@@ -361,6 +364,10 @@ def _run_here(jobs, starting, n_workers=1):
     first file runs alone: its compile, if any, is announced once, and it starts numba's
     threading layer, which must take kernels from several threads at once.
     """
+    import numba
+
+    from . import _kernels
+
     jobs = list(jobs)
     for index, args in jobs[:1]:
         starting(index)
@@ -485,6 +492,9 @@ def _fit_shared(inputs, options, recursive, output_dir=None):
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from . import _kernels
+    from .api import shared_palette
 
     files = [path for path, _ in _collect(inputs, recursive, output_dir)[0]]
     with Progress(
@@ -629,6 +639,8 @@ def quantize_command(
         _run(fit_and_save)
         options["save_palette"] = None
     if batch:
+        import numba
+
         _batch(inputs, output_dir, options, recursive, scheduler, read_files, jobs or numba.config.NUMBA_NUM_THREADS)
         return
 
