@@ -26,6 +26,7 @@ PHOTO = ROOT / "sample_images" / "kodim23.png"
 
 SETUP = """
 import sys, numpy as np, fastkm
+assert fastkm.__file__.startswith(sys.argv[2]), fastkm.__file__
 from fastkm.io import read_image
 photo = read_image(sys.argv[1])
 alpha = np.where(photo[..., :1] > 128, 255, 0).astype(np.uint8)
@@ -45,10 +46,12 @@ PATHS = [
 ]
 
 
-def run(command, env):
+def run(command, env, cwd):
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(command, env=env, check=True, capture_output=True)
+    # cwd outside the repository: `python -m` and `-c` put it first on sys.path, where a
+    # checkout's fastkm would shadow the exported one.
+    subprocess.run(command, env=env, check=True, capture_output=True, cwd=cwd)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -75,8 +78,8 @@ def main():
                 command = [sys.executable, "-m", "fastkm.cli", "quantize", str(PHOTO), "-o",
                            str(scratch / "out.png"), "-k", "16", "--force"]
             else:
-                command = [sys.executable, "-c", SETUP + code, str(PHOTO)]
-            wall, cpu = run(command, env)
+                command = [sys.executable, "-c", SETUP + code, str(PHOTO), str(source)]
+            wall, cpu = run(command, env, scratch)
             rows.append((what, wall, cpu))
             print(f"{what}: {wall:.1f} s wall, {cpu:.1f} s CPU", flush=True)
     lines = [
