@@ -374,7 +374,10 @@ def _run_here(jobs, starting, n_workers=1):
         yield index, _batch_file(*args)
     rest = jobs[1:]
     n_workers = min(n_workers, len(rest))
-    if n_workers < 2 or not _kernels.threadsafe_layer():
+    if n_workers >= 2:
+        with _kernels.compile_notices(lambda: _note(COMPILING)):  # its probe kernel may compile
+            threadsafe = _kernels.threadsafe_layer()
+    if n_workers < 2 or not threadsafe:
         for index, args in rest:
             starting(index)
             yield index, _batch_file(*args)
