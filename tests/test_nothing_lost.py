@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 from PIL import Image
 from typer.testing import CliRunner
 
-import fastkm
 from fastkm import _kmeans, cli, io
 from fastkm.io import atomic
 

@@ -1,6 +1,7 @@
 """Reading image files into uint8 arrays (imageio with Pillow underneath)."""
 
 import stat
+import threading
 import warnings
 from pathlib import Path
 
@@ -31,6 +32,8 @@ class ImageReadWarning(UserWarning):
 class _TooLarge(Exception):
     """Raised inside read_image when the header's size is over the limit."""
 
+
+_decode_lock = threading.Lock()
 
 
 def float_to_uint8(array: np.ndarray, source: object, *, pillow_scale: bool = False) -> np.ndarray:
@@ -140,6 +143,10 @@ def read_image(path: PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nd
         raise ImageReadError(f"{path}: is a folder, expected an image file")
     if status.st_size == 0:
         raise ImageReadError(f"{path}: file is empty")
+    # One decode at a time: Pillow's limit and the warning filters are process-wide, and
+    # two threads swapping them (a batch reads files in threads) would leave Pillow
+    # without its limit, or the warnings recorded into a finished read's list.
+    _decode_lock.acquire()
     previous_limit = Image.MAX_IMAGE_PIXELS
     try:
         # Our own limit replaces Pillow's (whose warning and error thresholds differ).
@@ -163,6 +170,7 @@ def read_image(path: PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nd
         raise ImageReadError(f"{path}: cannot decode as an image ({_first_line(error)})") from None
     finally:
         Image.MAX_IMAGE_PIXELS = previous_limit
+        _decode_lock.release()
     check_gif_trailer(path)
     if noticed:  # one warning per file, however many the decoder gave
         messages = dict.fromkeys(_first_line(warning.message).strip().rstrip(".") for warning in noticed)
