@@ -105,7 +105,6 @@ def main():
     for function in TOOLS.values():
         function(warm_up, args.k[0])
 
-    import colorthief
     import pylette  # noqa: F401
     from importlib.metadata import version
 

@@ -10,24 +10,16 @@
     >>> result = fastkm.quantize_frames(animation.frames, 64, dither=True)
     >>> fastkm.io.write_animation("out.gif", None, animation.durations, animation.loop,
     ...                           palettes=result.palettes, labels=result.labels)
+    >>> fastkm.warmup()   # compile every kernel now (container images, CI)
 """
 
-from .api import (
-    FastkmError,
-    FramesResult,
-    KMeans,
-    QualityError,
-    QuantizeResult,
-    psnr_from_mse,
-    quantize,
-    quantize_frames,
-    shared_palette,
-)
+from ._limits import FastkmError
 
 # The one place the version is written; pyproject.toml reads it from here.
 __version__ = "0.1.0"
 
 __all__ = [
+    "CompileWarning",
     "FastkmError",
     "FramesResult",
     "KMeans",
@@ -37,5 +29,20 @@ __all__ = [
     "quantize",
     "quantize_frames",
     "shared_palette",
+    "warmup",
     "__version__",
 ]
+
+
+def __getattr__(name):
+    # The API (numba and the kernels, most of a command's start-up) loads on first use,
+    # so that `fastkm --help` and tools that only import the package start quickly.
+    if name in __all__:
+        from . import api
+
+        return getattr(api, name)
+    if name == "io":  # image files: fastkm.io.read_image without importing fastkm.io first
+        from . import io
+
+        return io
+    raise AttributeError(f"module 'fastkm' has no attribute {name!r}")

@@ -6,7 +6,7 @@ batch, so the outputs are the same bytes; the workers read the inputs and write 
 outputs, so both must be on storage the workers see under the same paths.
 """
 
-from .api import FastkmError
+from ._limits import FastkmError
 
 # Seconds to wait for the scheduler before giving up with a one-line error.
 CONNECT_TIMEOUT = 10

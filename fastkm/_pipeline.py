@@ -26,7 +26,8 @@ class Prepared:
     colours     (u, C) uint8 distinct colours of the fitted pixels (premultiplied when
                 ``alpha``), counts (u,) int64 their pixels
     points      (u, d) uint8 the colours in the fit's space (``colours`` itself, or
-                OKLab codes)
+                OKLab codes), zero-padded to 3 channels when they have fewer
+    fit_channels the channels of points before padding
     stages      _kmeans.Stages over points
     visible     (n,) bool, pixels that are not fully transparent, when a transparent
                 entry is reserved; else None
@@ -53,6 +54,11 @@ class Prepared:
     fitted: Optional[np.ndarray] = None
     error_pixels: Optional[np.ndarray] = None
     importance: Optional[np.ndarray] = None
+    fit_channels: Optional[int] = None
+
+    def __post_init__(self):
+        if self.fit_channels is None:
+            self.fit_channels = self.points.shape[1]
 
     @property
     def reserves_transparent(self):
@@ -60,6 +66,7 @@ class Prepared:
 
     def decode(self, centres):
         """uint8 palette (k, C) in the image's channels (straight alpha) of fitted centres."""
+        centres = centres[:, : self.fit_channels]
         if self.space == "oklab":
             return _spaces.decode_oklab(centres)
         if self.alpha:
@@ -67,7 +74,7 @@ class Prepared:
         return _kmeans.round_palette(centres)
 
     def encode(self, palette):
-        """palette (k, C) uint8 as float32 points of the fit's space, exactly."""
+        """palette (k, C) uint8 as float32 points of the fit's space, exactly (unpadded)."""
         if self.space == "oklab":
             return _spaces.oklab_codes(palette)
         if self.alpha:
@@ -170,9 +177,54 @@ def prepare(pixels, *, alpha, space, n_colors, rng, sample_size, reserve_transpa
             encode(stages.seed), encode(stages.sample), encode(stages.full),
             encode(stages.seeding) if stages.seeding is not None else None,
         )
+    fit_channels = points.shape[1]
+    if fit_channels < FIT_CHANNELS:
+        points, stages = _padded(points, stages)
     return Prepared(
-        pixels, alpha, space, colours, counts, points, stages, visible, inverse, fitted, premultiplied, importance
+        pixels, alpha, space, colours, counts, points, stages, visible, inverse, fitted, premultiplied, importance,
+        fit_channels,
     )
+
+
+# Grey and grey + alpha images are fitted as 3-channel points whose other channels are
+# 0: the same distances, so the same k-means, on the kernels (and compiled code) RGB
+# photos use.  A grey photo's first use compiled 21 s of CPU time of kernels of its own
+# (the 2-core machine, bench/first_run.py).
+FIT_CHANNELS = 3
+
+
+def _padded(points, stages):
+    """points (u, d) and every stage's points, zero-padded to FIT_CHANNELS channels."""
+    padded = {}
+
+    def pad(stage_points):
+        if id(stage_points) not in padded:
+            wide = np.zeros((stage_points.shape[0], FIT_CHANNELS), dtype=np.uint8)
+            wide[:, : stage_points.shape[1]] = stage_points
+            padded[id(stage_points)] = wide
+        return padded[id(stage_points)]
+
+    def pad_stage(stage):
+        # Stages may share point sets; keep them shared (fit_stages skips repeats).
+        if id(stage) not in padded:
+            padded[id(stage)] = (pad(stage[0]), stage[1])
+        return padded[id(stage)]
+
+    stages = _kmeans.Stages(
+        pad_stage(stages.seed), pad_stage(stages.sample), pad_stage(stages.full),
+        pad_stage(stages.seeding) if stages.seeding is not None else None,
+    )
+    return pad(points), stages
+
+
+def _fit_points(prepared, palette):
+    """palette (k, C) uint8 as float32 points of the fit, padded as prepared.points."""
+    points = prepared.encode(palette)
+    if points.shape[1] == prepared.points.shape[1]:
+        return points
+    wide = np.zeros((points.shape[0], prepared.points.shape[1]), dtype=np.float32)
+    wide[:, : points.shape[1]] = points
+    return wide
 
 
 @dataclass
@@ -204,7 +256,7 @@ def fit(prepared, n_colors, rng, *, n_init, max_iter, tol, n_swaps=None):
         # The image itself is the best palette: zero error.
         palette = prepared.decode(colours.astype(np.float64)) if prepared.alpha else colours.copy()
     else:
-        tol_abs = _kmeans.tolerance(prepared.points, counts, tol)
+        tol_abs = _kmeans.tolerance(np.ascontiguousarray(prepared.points[:, : prepared.fit_channels]), counts, tol)
         centres, n_iter, point_set = _kmeans.fit_stages(
             prepared.stages, n_fitted, rng, n_init=n_init, max_iter=max_iter, tol_abs=tol_abs, n_swaps=n_swaps
         )
@@ -223,9 +275,9 @@ def map_onto(prepared, palette, *, n_iter=0, point_set=None):
         error = 0
     else:
         if point_set is not None:
-            colour_labels = point_set.nearest(prepared.encode(palette))
+            colour_labels = point_set.nearest(_fit_points(prepared, palette))
         else:
-            colour_labels = _kmeans.nearest_entries(prepared.points, prepared.encode(palette))
+            colour_labels = _kmeans.nearest_entries(prepared.points, _fit_points(prepared, palette))
         error = int(_kernels.squared_error(colours, counts, prepared.error_palette(palette), colour_labels))
     if prepared.reserves_transparent:
         palette, colour_labels = _with_transparent(prepared, palette, colour_labels)
@@ -271,7 +323,7 @@ def _pixel_points(prepared):
         return prepared.error_pixels
     if prepared.space == "oklab":
         # Each distinct colour's code, looked up per pixel through packed-key tables.
-        codes = prepared.points
+        codes = prepared.points[:, : prepared.fit_channels]
         packed = np.zeros(codes.shape[0], dtype=np.uint32)
         for j in range(codes.shape[1]):
             packed = (packed << np.uint32(8)) | codes[:, j].astype(np.uint32)
@@ -373,7 +425,7 @@ def max_dither_error(prepared, result):
     """The squared error length, in the fit's space, above which dithering damps errors."""
     if prepared.colours.shape[0] == 0:
         return MIN_MAX_DITHER_ERROR
-    palette_codes = np.rint(np.clip(prepared.encode(result.palette), 0, 255)).astype(np.uint8)
+    palette_codes = np.rint(np.clip(_fit_points(prepared, result.palette), 0, 255)).astype(np.uint8)
     error = _kernels.squared_error(prepared.points, prepared.counts, palette_codes, result.colour_labels)
     return max(MAX_DITHER_ERROR_RATIO * float(error) / float(prepared.counts.sum()), MIN_MAX_DITHER_ERROR)
 

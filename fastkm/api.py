@@ -4,6 +4,9 @@ import functools
 import inspect
 import math
 import os
+import sys
+import time
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Optional, Union
@@ -12,13 +15,12 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _kernels, _kmeans, _pipeline, _spaces
+from ._limits import (  # noqa: F401 (public names of this module)
+    DEFAULT_SAMPLE_SIZE, DEFAULT_WEIGHTING, MAX_COLORS, FastkmError, QualityError, Weighting,
+)
 
-# Pixels in the random sample that seeds and pre-fits the palette before the refinement
-# on the full colour histogram (see bench/README.md for the measurement behind it).
-DEFAULT_SAMPLE_SIZE = 1 << 18
 # k-means++ starts on the sample: None picks them by palette size (_kmeans.default_n_init).
 DEFAULT_N_INIT = None
-MAX_COLORS = 65536
 # KMeans clusters colours: points of up to 4 channels (grey, grey + alpha, RGB, RGBA).
 # Wider uint8 data is refused, since an (H, W) grey image would otherwise be taken
 # as H points of W features without a word.
@@ -34,13 +36,44 @@ if TYPE_CHECKING:
 # images; see quantize's docstring for the shapes and dtypes.
 ImageLike = Union[npt.ArrayLike, "PIL.Image.Image"]
 Space = Literal["rgb", "oklab"]
-Weighting = Literal["perceptual", "none"]
-# How quantize weighs pixels in the fit (see quantize).
-DEFAULT_WEIGHTING: Weighting = "none"
 
 
-class FastkmError(ValueError):
-    """A problem with the caller's input; the message says what and how to fix it."""
+class CompileWarning(UserWarning):
+    """fastkm is compiling kernels that this kind of call runs for the first time.
+
+    Raised once per call that compiles, before the compile, which takes seconds; the
+    compiled kernels are cached on disk, so later processes load them.  ``warmup()``
+    compiles every kind ahead of time.  Silence it with
+    ``warnings.simplefilter("ignore", fastkm.CompileWarning)``.
+    """
+
+
+COMPILING = (
+    "compiling fastkm's kernels for this kind of input (first use only, a few seconds; cached on disk for later "
+    "runs; fastkm.warmup() or `fastkm warmup` compiles every kind ahead of time)"
+)
+# Each compile is a distinct event (numba compiles a path once per process, then loads
+# it from disk): show every one, not only the first per line of the caller's code.
+warnings.filterwarnings("always", category=CompileWarning, append=True)
+
+
+def _warn_compiling():
+    # Point the warning at the caller's line: the first frame outside fastkm and numba.
+    frame, level = sys._getframe(0), 1
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] in ("fastkm", "numba", "contextlib"):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(COMPILING, CompileWarning, stacklevel=level)
+
+
+def _announces_compiles(function):
+    """Wrap a public function so that a compile within it warns first (CompileWarning)."""
+
+    @functools.wraps(function)
+    def announcing(*args, **kwargs):
+        with _kernels.compile_notices(_warn_compiling):
+            return function(*args, **kwargs)
+
+    return announcing
 
 
 def _check_n_colors(n_colors, name="n_colors"):
@@ -281,7 +314,8 @@ class QuantizeResult:
     @property
     def delta_e(self) -> Optional[float]:
         if callable(self._delta_e):
-            self._delta_e = self._delta_e()
+            with _kernels.compile_notices(_warn_compiling):
+                self._delta_e = self._delta_e()
         return self._delta_e
 
 
@@ -303,15 +337,6 @@ def _not_fitted_class():
 
 def _not_fitted_error(message):
     return _not_fitted_class()(message)
-
-
-class QualityError(FastkmError):
-    """``min_psnr`` cannot be reached with at most ``n_colors`` colours."""
-
-    def __init__(self, message, psnr, n_colors):
-        super().__init__(message)
-        self.psnr = psnr
-        self.n_colors = n_colors
 
 
 def _check_dither(dither):
@@ -389,6 +414,7 @@ def _smallest_fit(prepared, n_max, min_psnr, n_values, rng, fit_options):
     return full if quick is None or full.squared_error <= quick.squared_error else quick
 
 
+@_announces_compiles
 def quantize(
     image: ImageLike,
     n_colors: int = 16,
@@ -532,6 +558,7 @@ SHARED_WEIGHT = 1 << 24
 SHARED_BATCH_PIXELS = 1 << 22
 
 
+@_announces_compiles
 def shared_palette(
     images: Iterable[ImageLike],
     n_colors: int = 16,
@@ -903,6 +930,7 @@ class KMeans:
             raise FastkmError("init holds NaN or infinite values")
         return centres, 1
 
+    @_announces_compiles
     def fit(self, X: ImageLike, y: object = None, sample_weight: Optional[npt.ArrayLike] = None) -> "KMeans":
         """Fit on X (n, d) uint8 with optional non-negative sample_weight (n,)."""
         data = self._points(X)
@@ -968,6 +996,7 @@ class KMeans:
             self.labels_ = best.labels[inverse]
         return self
 
+    @_announces_compiles
     def predict(self, X: ImageLike) -> np.ndarray:
         """Index (n,) int32 of the nearest cluster centre of each point of X (n, d) uint8."""
         self._check_fitted()
@@ -1000,3 +1029,67 @@ class KMeans:
         if sample_weight is not None:
             distances = distances * np.asarray(sample_weight, dtype=np.float64)
         return -float(distances.sum())
+
+
+def _warmup_calls():
+    """(what, call) pairs: every kind of call with kernels (or kernel types) of its own."""
+    rng = np.random.default_rng(0)
+    # Noise: more distinct colours than any palette below, in every layout.
+    rgb = rng.integers(0, 256, size=(48, 64, 3), dtype=np.uint8)
+    alpha = rng.choice(np.array([0, 128, 255], np.uint8), size=(48, 64, 1))
+    grey, rgba, grey_alpha = rgb[..., 0], np.dstack([rgb, alpha]), np.dstack([rgb[..., :1], alpha])
+    points = rgb.reshape(-1, 3)
+    # From TABLE_REMAP_MIN_POINTS points on, KMeans labels through a colour table.
+    many_points = np.repeat(points[:64], TABLE_REMAP_MIN_POINTS // 64, axis=0)
+
+    def every_option(image):
+        # A sample smaller than the image: the sampled stages run too.
+        quantize(image, 16, sample_size=1024).delta_e
+        quantize(image, 300).delta_e
+        quantize(image, 16, dither=True).delta_e
+        quantize(image, 300, dither=True).delta_e
+        quantize(image, palette=quantize(image, 8).palette)
+        quantize(image, 64, min_psnr=20.0)
+
+    def oklab():
+        quantize(rgb, 16, space="oklab").delta_e
+        quantize(rgb, 16, space="oklab", dither=True).delta_e
+        quantize(rgb, 300, space="oklab", dither=True)
+
+    def estimator():
+        for data in (points, rgba.reshape(-1, 4), many_points):
+            KMeans(8, random_state=0).fit(data).predict(data)
+        for data in (points, rgba.reshape(-1, 4)):
+            KMeans(8, random_state=0).fit(data, sample_weight=np.ones(data.shape[0]))
+
+    return (
+        ("RGB images", lambda: every_option(rgb)),
+        ("grey images", lambda: every_option(grey)),
+        ("RGBA images", lambda: every_option(rgba)),
+        ("grey + alpha images", lambda: every_option(grey_alpha)),
+        ("OKLab fits", oklab),
+        ("shared palettes", lambda: shared_palette([rgb, grey], 16)),
+        ("the KMeans estimator", estimator),
+    )
+
+
+def warmup(progress=None):
+    """Compile every kernel of every kind of call now, or load it from numba's disk cache.
+
+    For container images and CI: run once at build time (``fastkm warmup`` on the
+    command line) and no later call compiles, or warns with CompileWarning.  Kernels are
+    cached where numba caches them (beside the installed package, or in
+    NUMBA_CACHE_DIR), for the same CPU and numba version.
+
+    progress    optional callable, called with (name, seconds) as each kind is done
+    returns     list of (name, seconds) in the order run
+    """
+    timings = []
+    with _kernels.compile_notices(lambda: None):
+        for what, call in _warmup_calls():
+            start = time.perf_counter()
+            call()
+            timings.append((what, time.perf_counter() - start))
+            if progress is not None:
+                progress(*timings[-1])
+    return timings

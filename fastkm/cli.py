@@ -22,11 +22,9 @@ import numpy as np
 import typer
 import typer.core
 
-from . import __version__, _kernels
-from .api import (
-    DEFAULT_SAMPLE_SIZE, DEFAULT_WEIGHTING, MAX_COLORS, FastkmError, QualityError, quantize, quantize_frames,
-    shared_palette,
-)
+# numba and the kernels load in the commands that run them (``--help`` needs neither).
+from . import __version__
+from ._limits import DEFAULT_SAMPLE_SIZE, DEFAULT_WEIGHTING, MAX_COLORS, FastkmError, QualityError
 from .io import (
     ANIMATION_SUFFIXES,
     DEFAULT_MAX_PIXELS,
@@ -202,6 +200,12 @@ def _say(message, err=False):
         typer.echo(message, err=err)
 
 
+COMPILING = (
+    "Compiling fastkm's kernels for this kind of image (first use only, a few seconds; cached for next time; "
+    "`fastkm warmup` compiles them all ahead of time)..."
+)
+
+
 def _in_srgb(pixels, icc_profile):
     """(pixels, None): pixels converted to sRGB from icc_profile (None = already sRGB)."""
     return (pixels if is_srgb(icc_profile) else to_srgb(pixels, icc_profile)), None
@@ -257,18 +261,21 @@ def _onto_channels(image, n_channels):
 
 def _fit(image, options, echo=_note):
     """Quantize a read image with the fit options; returns (result, seconds)."""
-    if not _kernels.kernels_cached():
-        echo("Compiling fastkm's kernels (first run only; they are cached for next time)...")
-    start = time.perf_counter()
-    # As (H, W, 1): a grey image 3 or 4 pixels wide is not a list of RGB(A) pixels.
-    result = quantize(
-        image[:, :, None] if image.ndim == 2 else image, options["n_colors"], palette=options.get("palette"),
-        seed=options["seed"],
-        sample_size=options["sample_size"], dither=options["dither"], space=options["space"],
-        weighting=options.get("weighting", DEFAULT_WEIGHTING),
-        min_psnr=options.get("min_psnr"),
-    )
-    return result, time.perf_counter() - start
+    from . import _kernels
+    from .api import quantize
+
+    with _kernels.compile_notices(lambda: echo(COMPILING)):
+        start = time.perf_counter()
+        # As (H, W, 1): a grey image 3 or 4 pixels wide is not a list of RGB(A) pixels.
+        result = quantize(
+            image[:, :, None] if image.ndim == 2 else image, options["n_colors"], palette=options.get("palette"),
+            seed=options["seed"],
+            sample_size=options["sample_size"], dither=options["dither"], space=options["space"],
+            weighting=options.get("weighting", DEFAULT_WEIGHTING), min_psnr=options.get("min_psnr"),
+        )
+        seconds = time.perf_counter() - start
+        result.delta_e  # the summary shows it: a compile it needs is announced here
+    return result, seconds
 
 
 def _quality(result):
@@ -457,14 +464,16 @@ def _quantize_animation(input_path, output_path, options, echo=_note):
     n_colors = options["n_colors"]
     if suffix == ".gif":
         n_colors = gif_palette_size(n_colors, frames.shape[3] == 4 and bool(np.any(frames[..., 3] == 0)))
-    if not _kernels.kernels_cached():
-        echo("Compiling fastkm's kernels (first run only; they are cached for next time)...")
-    start = time.perf_counter()
-    result = quantize_frames(
-        frames, n_colors, per_frame=options.get("per_frame", False), palette=options.get("palette"),
-        seed=options["seed"], dither=options["dither"], space=options["space"], sample_size=options["sample_size"],
-    )
-    seconds = time.perf_counter() - start
+    from . import _kernels
+    from .api import quantize_frames
+
+    with _kernels.compile_notices(lambda: echo(COMPILING)):
+        start = time.perf_counter()
+        result = quantize_frames(
+            frames, n_colors, per_frame=options.get("per_frame", False), palette=options.get("palette"),
+            seed=options["seed"], dither=options["dither"], space=options["space"], sample_size=options["sample_size"],
+        )
+        seconds = time.perf_counter() - start
     with Outputs(replace=options["force"]) as staged:
         write_animation(output_path, None, animation.durations, animation.loop, palettes=result.palettes,
                         labels=result.labels, outputs=staged)
@@ -527,11 +536,48 @@ def _batch_file(input_path, output_path, options):
     return result.n_colors, result.mse, result.psnr, getattr(result, "delta_e", None), seconds
 
 
-def _run_here(jobs, starting):
-    """_batch_file for each (index, args) in turn, after starting(index); yields (index, outcome)."""
-    for index, args in jobs:
+def _run_here(jobs, starting, n_workers=1):
+    """_batch_file for each (index, args), after starting(index); yields (index, outcome),
+    in the order the files finish.
+
+    With n_workers > 1, files after the first are quantized n_workers at a time in
+    threads, each kernel on its share of numba's threads: small photos keep every core
+    busy (one file's reading and writing overlap another's kernels, which release the
+    GIL) where one photo's kernels alone cannot.  Each file's output is the same as a
+    one-at-a-time run's (the kernels' results never depend on the thread count).  The
+    first file runs alone: its compile, if any, is announced once, and it starts numba's
+    threading layer, which must take kernels from several threads at once.
+    """
+    import numba
+
+    from . import _kernels
+
+    jobs = list(jobs)
+    for index, args in jobs[:1]:
         starting(index)
         yield index, _batch_file(*args)
+    rest = jobs[1:]
+    n_workers = min(n_workers, len(rest))
+    if n_workers >= 2:
+        with _kernels.compile_notices(lambda: _note(COMPILING)):  # its probe kernel may compile
+            threadsafe = _kernels.threadsafe_layer()
+    if n_workers < 2 or not threadsafe:
+        for index, args in rest:
+            starting(index)
+            yield index, _batch_file(*args)
+        return
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    threads_each = max(1, numba.get_num_threads() // n_workers)
+
+    def work(index, args):
+        numba.set_num_threads(threads_each)  # this thread's kernels only
+        starting(index)
+        return index, _batch_file(*args)
+
+    with ThreadPoolExecutor(n_workers) as pool:
+        for done in as_completed([pool.submit(work, index, args) for index, args in rest]):
+            yield done.result()
 
 
 def _plan(files, output_dir, options, inputs):
@@ -556,10 +602,11 @@ def _plan(files, output_dir, options, inputs):
     return targets, jobs, refusals
 
 
-def _batch(inputs, output_dir, options, recursive, scheduler=None, read_files=()):
+def _batch(inputs, output_dir, options, recursive, scheduler=None, read_files=(), n_workers=1):
     """Quantize many files: progress bar, one failure never stops the rest, summary table.
 
-    With a dask.distributed ``scheduler`` address, each file is one task on the cluster.
+    With a dask.distributed ``scheduler`` address, each file is one task on the cluster;
+    else n_workers files at a time here (_run_here).
     ``read_files`` are other files the run reads (a palette), which no output may replace."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -586,7 +633,9 @@ def _batch(inputs, output_dir, options, recursive, scheduler=None, read_files=()
     ) as progress:
         task = progress.add_task("quantizing", total=len(files))
         if scheduler is None:
-            outcomes = _run_here(jobs, lambda i: progress.update(task, description=f"quantizing {shown_names[i]}"))
+            outcomes = _run_here(
+                jobs, lambda i: progress.update(task, description=f"quantizing {shown_names[i]}"), n_workers
+            )
         else:
             progress.update(task, description=f"quantizing on {scheduler}")
         for index, outcome in itertools.chain(refusals, outcomes):
@@ -641,6 +690,9 @@ def _fit_shared(inputs, options, recursive, output_dir=None):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from . import _kernels
+    from .api import shared_palette
+
     files = [path for path, _ in _collect(inputs, recursive, output_dir)[0]]
     file_format = options["format"] or "PNG"
     profiles = [read_colour_profile(path) for path in files]
@@ -665,12 +717,11 @@ def _fit_shared(inputs, options, recursive, output_dir=None):
                 finally:
                     progress.advance(task)
 
-        if not _kernels.kernels_cached():
-            _note("Compiling fastkm's kernels (first run only; they are cached for next time)...")
-        options["palette"] = shared_palette(
-            images(), options["n_colors"], seed=options["seed"], space=options["space"],
-            sample_size=options["sample_size"],
-        )
+        with _kernels.compile_notices(lambda: progress.console.print(COMPILING, markup=False, highlight=False)):
+            options["palette"] = shared_palette(
+                images(), options["n_colors"], seed=options["seed"], space=options["space"],
+                sample_size=options["sample_size"],
+            )
     _note(f"shared palette: {_count(options['palette'].shape[0], 'colour')} fitted over {_count(len(files), 'input')}")
     return files
 
@@ -806,6 +857,11 @@ def quantize_command(
         help="Send a batch to this dask.distributed scheduler (tcp://host:8786), one task per file; needs "
         "fastkm[dask] on every machine, and inputs and outputs on storage the workers share.",
     ),
+    jobs: Optional[int] = typer.Option(
+        None, "--jobs", "-j", min=1,
+        help="Files of a batch quantized at once (default: one per core, or NUMBA_NUM_THREADS); "
+        "the outputs are the same for any number.",
+    ),
 ):
     """Reduce images to N colours and write them (indexed PNGs by default).
 
@@ -870,7 +926,9 @@ def quantize_command(
         _run(fit_and_save)
         options["save_palette"] = None
     if batch:
-        _batch(inputs, output_dir, options, recursive, scheduler, read_files)
+        import numba
+
+        _batch(inputs, output_dir, options, recursive, scheduler, read_files, jobs or numba.config.NUMBA_NUM_THREADS)
         return
 
     input_path = inputs[0]
@@ -1036,6 +1094,18 @@ def palette_command(
             write_image(swatch, palette_strip(palette, shares, max(600, 60 * len(palette)), 100), replace=force)
 
     _run(body)
+
+
+@app.command("warmup")
+def warmup_command():
+    """Compile every kernel now, for every kind of image and option (for container images
+    and CI): later runs load them from numba's disk cache and never compile."""
+    from .api import warmup
+
+    _note("compiling (or loading) fastkm's kernels for every kind of image and option...")
+    start = time.perf_counter()
+    warmup(progress=lambda what, seconds: typer.echo(f"  {what}: {seconds:.1f} s"))
+    typer.echo(f"fastkm's kernels are ready: {time.perf_counter() - start:.1f} s")
 
 
 class _Signalled(BaseException):

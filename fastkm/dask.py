@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 import dask
 import dask.array as da
-import numba
 import numpy as np
 
 from . import _kernels, _kmeans
@@ -149,7 +148,6 @@ def _image_array(array):
 
 
 _kernels_lock = threading.Lock()
-_threadsafe_layer = None  # whether numba's threading layer takes kernels from several threads; None: not known yet
 
 
 @contextlib.contextmanager
@@ -160,13 +158,7 @@ def _one_chunk_at_a_time_if_needed():
     parallel threads; workqueue aborts the whole process when two threads launch
     parallel kernels at once.  OpenMP and TBB layers take them, and run unhindered.
     """
-    global _threadsafe_layer
-    if _threadsafe_layer is None:
-        with _kernels_lock:
-            if _threadsafe_layer is None:
-                _kernels.gather_rows(np.zeros((1, 1), np.uint8), np.zeros(1, np.int64))  # starts the layer
-                _threadsafe_layer = numba.threading_layer() != "workqueue"
-    if _threadsafe_layer:
+    if _kernels.threadsafe_layer():
         yield
     else:
         with _kernels_lock:

@@ -545,3 +545,21 @@ def test_weighting_option(photo_copy, tmp_path):
     assert not np.array_equal(outputs["perceptual"], outputs["none"])
     bad = invoke("quantize", photo_copy, "-o", tmp_path / "bad.png", "--weighting", "loud")
     assert bad.exit_code == 2 and not (tmp_path / "bad.png").exists()
+
+
+def test_a_batch_in_parallel_writes_the_bytes_of_one_file_at_a_time(tmp_path, sample_photo):
+    source = tmp_path / "photos"
+    source.mkdir()
+    photos = [sample_photo("kodim23.png"), sample_photo("kodim03.png")]
+    for index in range(5):  # small photos of different colours
+        crop = photos[index % 2][index * 40 : index * 40 + 160, index * 50 : index * 50 + 240]
+        Image.fromarray(crop).save(source / f"photo{index}.png")
+    outputs = {}
+    for n_jobs in (1, 3):
+        result = invoke("quantize", source, "-o", tmp_path / f"jobs{n_jobs}", "-k", 8, "--jobs", n_jobs)
+        assert result.exit_code == 0, result.output
+        outputs[n_jobs] = {path.name: digest(path) for path in (tmp_path / f"jobs{n_jobs}").iterdir()}
+    assert len(outputs[1]) == 5 and outputs[3] == outputs[1]
+    single = tmp_path / "single.png"
+    assert invoke("quantize", source / "photo4.png", "-o", single, "-k", 8).exit_code == 0
+    assert digest(single) == outputs[1]["photo4.png"]

@@ -127,3 +127,39 @@ def test_kill_9_leaves_no_output_or_a_complete_one(tmp_path, sample_path):
         else:
             outcomes.add("absent")
     assert "absent" in outcomes  # the kill landed before the rename at least once
+
+
+def test_a_thread_pool_over_images_gives_the_serial_results(sample_photo):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import fastkm
+
+    photos = [sample_photo("kodim23.png"), sample_photo("kodim03.png")]
+    calls = [
+        (photos[i % 2][:, : 300 + 40 * i], dict(n_colors=(8, 40)[i % 2], seed=i, dither=i == 3, space=("rgb", "oklab")[i // 3]))
+        for i in range(6)
+    ]
+
+    def run(call):
+        result = fastkm.quantize(call[0], **call[1])
+        return result.palette, result.labels, result.mse, result.delta_e
+
+    serial = [run(call) for call in calls]
+    with ThreadPoolExecutor(3) as pool:
+        pooled = list(pool.map(run, calls))
+    for (palette, labels, mse, delta_e), expected in zip(pooled, serial):
+        np.testing.assert_array_equal(palette, expected[0])
+        np.testing.assert_array_equal(labels, expected[1])
+        assert (mse, delta_e) == expected[2:]
+
+
+def test_every_kernel_releases_the_gil():
+    # Threads over images scale only if no kernel holds the GIL while it runs.
+    import numba
+
+    from fastkm import _kernels
+
+    modules = [getattr(_kernels, name) for name in dir(_kernels) if type(getattr(_kernels, name)).__name__ == "module"]
+    kernels = [v for m in modules for v in vars(m).values() if isinstance(v, numba.core.dispatcher.Dispatcher)]
+    assert len(kernels) > 20
+    assert [k.py_func.__name__ for k in kernels if not k.targetoptions.get("nogil")] == []

@@ -4,7 +4,6 @@ import numba
 import numpy as np
 import pytest
 
-import fastkm
 from fastkm import _kernels, _kmeans
 from fastkm import _pipeline
 from fastkm._kernels import dither
@@ -636,25 +635,6 @@ def test_cell_kmeans_plusplus_with_fewer_distinct_points_than_centres():
     )
     expected = reference.kmeans_plusplus(cells.points, cells.weights, first_uniform, trial_uniforms)
     np.testing.assert_array_equal(chosen, expected)
-
-
-def test_quantize_kernels_are_the_ones_quantize_runs(monkeypatch, sample_photo):
-    # kernels_cached() tells the CLI whether to announce a compile: a listed kernel that
-    # quantize never runs would stay uncached and announce one on every run.
-    called = set()
-    for name in dir(_kernels):
-        kernel = getattr(_kernels, name)
-        if hasattr(kernel, "_cache") and not name.startswith("_"):
-
-            def recording(*args, _kernel=kernel, _name=name):
-                called.add(_name)
-                return _kernel(*args)
-
-            monkeypatch.setattr(_kernels, name, recording)
-    listed = {kernel.py_func.__name__ for kernel in _kernels.QUANTIZE_KERNELS}
-    fastkm.quantize(sample_photo("kodim23.png"), 16)  # large enough to be sampled
-    assert listed <= called, f"listed but not run: {sorted(listed - called)}"
-    assert called - listed <= {"gather_rows"}, f"run but not listed: {sorted(called - listed - {'gather_rows'})}"
 
 
 def _histogram_total(stage):

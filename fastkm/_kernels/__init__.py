@@ -17,7 +17,13 @@ of every pixel), ``metrics`` (figures over every pixel).  This package re-export
 all.  Each kernel has a plain-NumPy reference in ``tests/reference.py``.
 """
 
+import contextlib
 import os
+import threading
+
+import numba
+import numba.core.event
+import numpy as np
 
 # The submodules' kernels are re-exported: callers write _kernels.lloyd_step.
 # ruff: noqa: F401
@@ -35,36 +41,66 @@ from .seeding import kmeans_plusplus, cell_kmeans_plusplus
 from .swaps import weighted_moments, weighted_scatter, split_in_two, point_errors
 
 
-# The kernels a quantize() call on an RGB photo runs (gather_rows, for large photos only,
-# is left out so that small images do not keep announcing a compile, and so is
-# assign_labels, which maps only images with no more colours than the palette; a kernel
-# listed here that quantize does not run would announce a compile on every run).
-QUANTIZE_KERNELS = (
-    cell_sort,
-    cell_lloyd_step,
-    weighted_moments,
-    cell_kmeans_plusplus,
-    colour_histogram,
-    fill_label_table,
-    remap_through_table,
-    squared_error,
-    point_errors,
-    weighted_scatter,
-    split_in_two,
-)
+class _CompileNotices(numba.core.event.Listener):
+    """Calls the announcement of the active ``compile_notices`` block once per block,
+    when numba starts compiling a fastkm kernel on that block's thread.
 
-
-def kernels_cached():
-    """True when every kernel quantize() runs has a fresh entry in numba's on-disk cache.
-
-    Used only to tell the user that the first run compiles; a wrong answer costs a
-    message, never a result.  Reads numba's cache index (a private API), so any
-    surprise there counts as cached: better no message than a false one.
+    numba raises the "numba:compile" event only for a real compile, never for a kernel
+    loaded from its disk cache, so an announcement never lies and no compile goes
+    unannounced, whichever path (image layout, dithering, colour space, palette size)
+    needs it.
     """
+
+    def on_start(self, event):
+        announce = getattr(_local, "announce", None)
+        if announce is None or getattr(_local, "announced", True):
+            return
+        if getattr(event.data["dispatcher"].py_func, "__module__", "").startswith(__name__):
+            _local.announced = True
+            announce()
+
+    def on_end(self, event):
+        pass
+
+
+_local = threading.local()
+numba.core.event.register("numba:compile", _CompileNotices())
+
+
+@contextlib.contextmanager
+def compile_notices(announce):
+    """Within the block, the first compile of a fastkm kernel on this thread calls
+    ``announce()`` (no arguments), before compiling; at most once per block.  An outer
+    block's announcement wins over an inner one (the command line's note over the
+    library's warning)."""
+    if getattr(_local, "announce", None) is not None:
+        yield
+        return
+    _local.announce, _local.announced = announce, False
     try:
-        return all(kernel._cache._cache_file._load_index() for kernel in QUANTIZE_KERNELS)
-    except Exception:
-        return True
+        yield
+    finally:
+        _local.announce = None
+
+
+_threadsafe_layer = None  # whether numba's threading layer takes kernels from several threads; None: not known yet
+_layer_lock = threading.Lock()
+
+
+def threadsafe_layer():
+    """Whether parallel kernels may run from several Python threads at once.
+
+    numba's OpenMP and TBB threading layers take them; its fallback, workqueue, aborts
+    the whole process when two threads launch parallel kernels at once.  The layer is
+    chosen on the first parallel launch, so this launches a tiny kernel once.
+    """
+    global _threadsafe_layer
+    if _threadsafe_layer is None:
+        with _layer_lock:
+            if _threadsafe_layer is None:
+                gather_rows(np.zeros((1, 1), np.uint8), np.zeros(1, np.int64))  # starts the layer
+                _threadsafe_layer = numba.threading_layer() != "workqueue"
+    return _threadsafe_layer
 
 
 def _tolerate_broken_cache(kernel):

@@ -17,7 +17,7 @@ CELL_SLACK = 0.25
 TOP_CELL_BITS = 2
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def cell_sort(points, weights, cell_bits):
     """Points (n, 3) uint8 and weights (n,) sorted by grid cell (a stable counting sort).
 
@@ -88,7 +88,7 @@ def cell_sort(points, weights, cell_bits):
     return sorted_points, sorted_weights, columns, start, order, norm_total
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _box_candidates(lo0, lo1, lo2, side, centre_columns, from_ids, n_from, out_ids):
     """The centres among from_ids[:n_from] that can be nearest to some point of the box
     [lo, lo + side]^3; writes them, in the same (ascending) order, to out_ids and
@@ -124,7 +124,7 @@ def _box_candidates(lo0, lo1, lo2, side, centre_columns, from_ids, n_from, out_i
     return count
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _cell_candidates(corner, cell_bits, centre_columns, all_ids, level_ids, level_count, level_key):
     """Candidates (as level_ids[-1, :count]) of the cell whose low corner is ``corner``
     (3,) uint8, out of all_ids (k,) = 0..k-1; returns count.  Levels TOP_CELL_BITS..cell_bits are searched coarse to

@@ -19,7 +19,7 @@ SEARCH_SLACK = np.float32(1.001)
 SEARCH_SLACK_ABSOLUTE = np.float32(1e-3)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _squared_distance(target, palette, c):
     dist = np.float32(0.0)
     for j in range(target.shape[0]):
@@ -28,7 +28,7 @@ def _squared_distance(target, palette, c):
     return dist
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _nearest_entry(target, palette):
     """Index of the palette row (m, d) float32 nearest to target (d,) float32; lowest on ties."""
     best = 0
@@ -41,7 +41,7 @@ def _nearest_entry(target, palette):
     return best
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _nearest_from(target, palette, guess, neighbours, neighbour_gaps, guess_radius):
     """The entry nearest to target (lowest index on ties), searched from a guess.
 
@@ -72,7 +72,7 @@ def _nearest_from(target, palette, guess, neighbours, neighbour_gaps, guess_radi
     return _nearest_entry(target, palette)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def floyd_steinberg(
     points, width, palette, level, strength_map, max_error, skip, guesses, neighbours, neighbour_gaps, guess_radius,
     labels,

@@ -6,7 +6,7 @@ from numba import njit, prange
 from ._common import PIXEL_BLOCK, BUCKETS_PER_TASK
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _pack_key(pixels, i):
     key = np.uint32(0)
     for j in range(pixels.shape[1]):
@@ -14,7 +14,7 @@ def _pack_key(pixels, i):
     return key
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def colour_histogram(pixels):
     """Distinct colours (u, d) uint8 of pixels (n, d) uint8 and their pixel counts (u,)
     int64: weighted_colour_histogram without weights."""
@@ -22,7 +22,7 @@ def colour_histogram(pixels):
     return colours, counts
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def weighted_colour_histogram(pixels, weights):
     """Distinct colours of an image, how many pixels hold each and their summed weights.
 
@@ -166,7 +166,7 @@ def weighted_colour_histogram(pixels, weights):
     return colours, counts, weight_sums
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def gather_rows(pixels, indices):
     """pixels[indices] for pixels (n, d) uint8 and indices (m,) int64: (m, d) uint8.
 

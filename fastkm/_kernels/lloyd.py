@@ -8,7 +8,7 @@ from .cells import TOP_CELL_BITS, _cell_candidates
 from .nearest import _expanded_centres, _nearest_in_column_tile, _nearest_in_tile_rgb
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def lloyd_step(columns, points, weights, centres, labels, min_dist, sums, counts):
     """One Lloyd iteration: assign every point, then sum the clusters (one pass).
 
@@ -84,7 +84,7 @@ def lloyd_step(columns, points, weights, centres, labels, min_dist, sums, counts
     return n_changed
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def cell_lloyd_step(columns, points, weights, cell_corners, cell_start, task_cells, cell_bits, centres, labels,
                     sum_changes, count_changes):
     """A Lloyd assignment of 3-channel points sorted by grid cell (cell_sort), in which each
@@ -113,59 +113,16 @@ def cell_lloyd_step(columns, points, weights, cell_corners, cell_start, task_cel
     n_centres = centres.shape[0]
     expanded = _expanded_centres(centres)
     centre_columns = np.ascontiguousarray(centres.T)
-    n_levels = cell_bits - TOP_CELL_BITS + 1
     n_tasks = task_cells.shape[0] - 1
     partial_sums = np.zeros((n_tasks, n_centres, 4), dtype=sum_changes.dtype)
     partial_changed = np.zeros(n_tasks, dtype=np.int64)
+    # The task's work is a serial kernel of its own: numba's parallel passes then see a
+    # one-line loop (the kernel compiles in half the time) and the code is the same.
     for task in prange(n_tasks):
-        all_ids = np.arange(n_centres).astype(np.int32)
-        level_ids = np.empty((n_levels, n_centres), dtype=np.int32)
-        level_count = np.zeros(n_levels, dtype=np.int64)
-        level_key = np.full(n_levels, -1, dtype=np.int64)
-        candidate_rows = np.zeros((n_centres, 5), dtype=np.float32)
-        best_dist = np.empty(ASSIGN_TILE, dtype=np.float32)
-        best_label = np.empty(ASSIGN_TILE, dtype=np.int32)
-        task_sums = partial_sums[task]
-        changed = 0
-        for cell in range(task_cells[task], task_cells[task + 1]):
-            n_candidates = _cell_candidates(
-                cell_corners[cell], cell_bits, centre_columns, all_ids, level_ids, level_count, level_key
-            )
-            candidate_ids = level_ids[n_levels - 1]
-            cell_stop = cell_start[cell + 1]
-            if n_candidates == 1:
-                # One possible centre: no search.
-                only = candidate_ids[0]
-                for row in range(cell_start[cell], cell_stop):
-                    old = labels[row]
-                    if old != only:
-                        changed += 1
-                        labels[row] = only
-                        _move_point(task_sums, points, weights, row, old, only)
-                continue
-            for q in range(n_candidates):
-                for j in range(4):
-                    candidate_rows[q, j] = expanded[candidate_ids[q], j]
-            rows = candidate_rows[:n_candidates]
-            for start in range(cell_start[cell], cell_stop, ASSIGN_TILE):
-                stop = min(start + ASSIGN_TILE, cell_stop)
-                m = stop - start
-                for i in range(m):
-                    best_dist[i] = np.inf
-                    best_label[i] = 0
-                _nearest_in_tile_rgb(
-                    columns[0, start:stop], columns[1, start:stop], columns[2, start:stop], rows,
-                    best_dist[:m], best_label[:m],
-                )
-                for i in range(m):
-                    row = np.uint64(start + i)
-                    label = candidate_ids[np.uint64(best_label[np.uint64(i)])]
-                    old = labels[row]
-                    if old != label:
-                        changed += 1
-                        labels[row] = label
-                        _move_point(task_sums, points, weights, row, old, label)
-        partial_changed[task] = changed
+        partial_changed[task] = _cell_lloyd_task(
+            task_cells[task], task_cells[task + 1], columns, points, weights, cell_corners, cell_start, cell_bits,
+            expanded, centre_columns, labels, partial_sums[task],
+        )
     sum_changes[:] = 0
     count_changes[:] = 0
     n_changed = 0
@@ -178,7 +135,63 @@ def cell_lloyd_step(columns, points, weights, cell_corners, cell_start, task_cel
     return n_changed
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
+def _cell_lloyd_task(first_cell, stop_cell, columns, points, weights, cell_corners, cell_start, cell_bits, expanded,
+                     centre_columns, labels, task_sums):
+    """cell_lloyd_step's work on cells first_cell:stop_cell: labels, and changes of the
+    sums into task_sums (k, 4); returns the number of points whose label changed."""
+    n_centres = centre_columns.shape[1]
+    n_levels = cell_bits - TOP_CELL_BITS + 1
+    all_ids = np.arange(n_centres).astype(np.int32)
+    level_ids = np.empty((n_levels, n_centres), dtype=np.int32)
+    level_count = np.zeros(n_levels, dtype=np.int64)
+    level_key = np.full(n_levels, -1, dtype=np.int64)
+    candidate_rows = np.zeros((n_centres, 5), dtype=np.float32)
+    best_dist = np.empty(ASSIGN_TILE, dtype=np.float32)
+    best_label = np.empty(ASSIGN_TILE, dtype=np.int32)
+    changed = 0
+    for cell in range(first_cell, stop_cell):
+        n_candidates = _cell_candidates(
+            cell_corners[cell], cell_bits, centre_columns, all_ids, level_ids, level_count, level_key
+        )
+        candidate_ids = level_ids[n_levels - 1]
+        cell_stop = cell_start[cell + 1]
+        if n_candidates == 1:
+            # One possible centre: no search.
+            only = candidate_ids[0]
+            for row in range(cell_start[cell], cell_stop):
+                old = labels[row]
+                if old != only:
+                    changed += 1
+                    labels[row] = only
+                    _move_point(task_sums, points, weights, row, old, only)
+            continue
+        for q in range(n_candidates):
+            for j in range(4):
+                candidate_rows[q, j] = expanded[candidate_ids[q], j]
+        rows = candidate_rows[:n_candidates]
+        for start in range(cell_start[cell], cell_stop, ASSIGN_TILE):
+            stop = min(start + ASSIGN_TILE, cell_stop)
+            m = stop - start
+            for i in range(m):
+                best_dist[i] = np.inf
+                best_label[i] = 0
+            _nearest_in_tile_rgb(
+                columns[0, start:stop], columns[1, start:stop], columns[2, start:stop], rows,
+                best_dist[:m], best_label[:m],
+            )
+            for i in range(m):
+                row = np.uint64(start + i)
+                label = candidate_ids[np.uint64(best_label[np.uint64(i)])]
+                old = labels[row]
+                if old != label:
+                    changed += 1
+                    labels[row] = label
+                    _move_point(task_sums, points, weights, row, old, label)
+    return changed
+
+
+@njit(cache=True, nogil=True)
 def _move_point(task_sums, points, weights, row, old, new):
     """Move a 3-channel point's weighted sums from cluster ``old`` (-1: none) to ``new``."""
     row = np.uint64(row)

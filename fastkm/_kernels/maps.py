@@ -12,7 +12,7 @@ from numba import njit, prange
 MAP_ROWS = 16
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _pixel_contrast(pixels, left, centre, right, above, below):
     """h + v of the pixel at row ``centre`` with its neighbours' rows (see contrast_map)."""
     h = 0
@@ -24,7 +24,7 @@ def _pixel_contrast(pixels, left, centre, right, above, below):
     return h + v
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def contrast_map(pixels, width, importance_of_contrast, importance):
     """Importance of every pixel from its local contrast.
 
@@ -58,14 +58,14 @@ def contrast_map(pixels, width, importance_of_contrast, importance):
                 ]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _cross_extreme(source, left, centre, right, above, below, take_max):
     a = max(source[left], source[right]) if take_max else min(source[left], source[right])
     b = max(source[above], source[below]) if take_max else min(source[above], source[below])
     return max(max(a, b), source[centre]) if take_max else min(min(a, b), source[centre])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def cross_filter(source, width, take_max, out):
     """The largest (take_max) or smallest value of each pixel's 5-pixel cross: itself
     and its 4 neighbours (a pixel beyond the border repeats the border).
@@ -92,7 +92,7 @@ def cross_filter(source, width, take_max, out):
                 out[last] = _cross_extreme(source, last - 1, last, last, last + up, last + down, take_max)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def dither_map(labels, width, importance, strength_of_agreement, strength):
     """How strongly to dither every pixel, from an undithered remap.
 

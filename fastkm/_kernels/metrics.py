@@ -6,7 +6,7 @@ from numba import njit, prange
 from ._common import SUM_BLOCK
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def oklab_distance_sum(pixels, labels, srgb_to_linear, rgb_to_lms, lms_to_lab, palette_lab):
     """Sum over pixels of the OKLab distance between each pixel and its palette entry.
 

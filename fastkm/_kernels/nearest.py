@@ -6,7 +6,7 @@ from numba import njit, prange
 from ._common import ASSIGN_TILE, ASSIGN_TILES_PER_TASK, PIXEL_BLOCK
 
 
-@njit(cache=True, fastmath={"contract"})
+@njit(cache=True, nogil=True, fastmath={"contract"})
 def _nearest_in_tile_rgb(x0, x1, x2, expanded, best_dist, best_label):
     """Tile update for 3 channels: best_dist/best_label over all centres.
 
@@ -55,7 +55,7 @@ def _nearest_in_tile_rgb(x0, x1, x2, expanded, best_dist, best_label):
             best_dist[i] = min(d_first, best)
 
 
-@njit(cache=True, fastmath={"contract"})
+@njit(cache=True, nogil=True, fastmath={"contract"})
 def _nearest_in_tile_rgba(x0, x1, x2, x3, expanded, best_dist, best_label):
     """Tile update for 4 channels, as _nearest_in_tile_rgb with (-2 c0..c3, |c|^2).
 
@@ -75,7 +75,7 @@ def _nearest_in_tile_rgba(x0, x1, x2, x3, expanded, best_dist, best_label):
             best_dist[i] = min(d_first, best)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _nearest_in_tile_any(columns, centres, dist, best_dist, best_label):
     """Tile update for any channel count (difference form, channel by channel)."""
     n_channels, tile = columns.shape
@@ -94,7 +94,7 @@ def _nearest_in_tile_any(columns, centres, dist, best_dist, best_label):
             best_dist[i] = min(dist[i], best)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _expanded_centres(centres):
     """(k, 5) float32 (-2 c0, -2 c1, -2 c2, -2 c3, |c|^2) for centres of up to 4
     channels; the coefficients of missing channels are 0 (unused above 4 channels).
@@ -115,7 +115,7 @@ def _expanded_centres(centres):
     return expanded
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _nearest_in_tile(points, start, m, centres, expanded, columns, dist, best_dist, best_label):
     """Nearest centre of points[start:start+m] (m <= ASSIGN_TILE) into best_dist/label.
 
@@ -128,7 +128,7 @@ def _nearest_in_tile(points, start, m, centres, expanded, columns, dist, best_di
     _nearest_in_column_tile(columns, 0, centres, expanded, dist, best_dist, best_label)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _nearest_in_column_tile(columns, start, centres, expanded, dist, best_dist, best_label):
     """Nearest centre of the ASSIGN_TILE points starting at ``start`` of float32 columns.
 
@@ -162,7 +162,7 @@ def _nearest_in_column_tile(columns, start, centres, expanded, dist, best_dist, 
         _nearest_in_tile_any(columns[:, start:stop], centres, dist, best_dist, best_label)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def point_columns(points):
     """points (n, d) uint8 as float32 columns (d, n_padded), zero-padded to whole tiles."""
     n_points, n_channels = points.shape
@@ -176,7 +176,7 @@ def point_columns(points):
     return columns
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def assign_labels(points, centres, labels, min_dist):
     """Nearest centre of every point.
 

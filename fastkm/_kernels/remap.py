@@ -7,7 +7,7 @@ from ._common import SUM_BLOCK, PIXEL_BLOCK
 from .histogram import _pack_key
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def fill_label_table(colours, labels, table):
     """table[packed colour of colours[i]] = labels[i]; other entries are left as they are.
 
@@ -22,7 +22,7 @@ def fill_label_table(colours, labels, table):
             table[np.uint64(_pack_key(colours, i))] = labels[np.uint64(i)]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def remap_through_table(pixels, label_table, labels):
     """labels[i] = label_table[packed colour of pixels[i]].
 
@@ -48,7 +48,7 @@ def remap_through_table(pixels, label_table, labels):
                 labels[i] = label_table[_pack_key(pixels, i)]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def squared_error(points, weights, palette, labels):
     """Total weighted squared error sum_i w_i * ||points[i] - palette[labels[i]]||^2.
 

@@ -6,7 +6,7 @@ from numba import njit, prange
 from ._common import SEED_BLOCK
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _distance_to_row(columns, i, row):
     """Squared distance between points i and row, from float32 columns (exact: integers)."""
     d = np.float32(0.0)
@@ -16,7 +16,7 @@ def _distance_to_row(columns, i, row):
     return d
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _block_distances(columns, start, stop, row, out):
     """out[:stop-start] = squared distances of points start..stop-1 to point ``row``.
 
@@ -33,7 +33,7 @@ def _block_distances(columns, start, stop, row, out):
             out[i] += t * t
 
 
-@njit(cache=True, fastmath={"reassoc", "contract"})
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def _trial_potential_rgb(x0, x1, x2, weights, closest, c0, c1, c2):
     """sum_i weights[i] * min(closest[i], |x_i - c|^2) for 3 channels, in one SIMD pass.
 
@@ -50,7 +50,7 @@ def _trial_potential_rgb(x0, x1, x2, weights, closest, c0, c1, c2):
     return total
 
 
-@njit(cache=True, fastmath={"reassoc", "contract"})
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def _trial_potential_any(weights, closest, dist):
     total = 0.0
     for i in range(closest.shape[0]):
@@ -58,7 +58,7 @@ def _trial_potential_any(weights, closest, dist):
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _point_potential(columns, weights, closest, pending, i):
     """weight * squared distance to the nearest chosen centre, ``pending`` included."""
     d = closest[i]
@@ -67,7 +67,7 @@ def _point_potential(columns, weights, closest, pending, i):
     return np.float64(weights[i]) * np.float64(d)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _weighted_draw(columns, weights, closest, pending, block_potential, target):
     """Index of the first point whose running sum of potential exceeds ``target``.
 
@@ -101,7 +101,7 @@ def _weighted_draw(columns, weights, closest, pending, block_potential, target):
     return last_positive
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def kmeans_plusplus(points, weights, first_uniform, trial_uniforms):
     """Greedy k-means++ seeding on weighted points; returns the chosen point indices.
 
@@ -214,7 +214,7 @@ def kmeans_plusplus(points, weights, first_uniform, trial_uniforms):
     return chosen
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _cell_draw(cell_potential, cell_start, weights, closest, target):
     """Index of the first point whose running sum of weight * closest exceeds ``target``,
     skipping whole cells by their potentials (as _weighted_draw skips blocks).  Points
@@ -243,7 +243,7 @@ def _cell_draw(cell_potential, cell_start, weights, closest, target):
     return last_positive
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _box_gap(corner, side, x0, x1, x2):
     """Smallest squared distance from (x0, x1, x2) to the cell [corner, corner + side]^3."""
     lo0 = np.float32(corner[0])
@@ -255,7 +255,7 @@ def _box_gap(corner, side, x0, x1, x2):
     return gap0 * gap0 + gap1 * gap1 + gap2 * gap2
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def cell_kmeans_plusplus(columns, weights, cell_corners, cell_start, cell_bits, first_uniform, trial_uniforms):
     """kmeans_plusplus for 3-channel points sorted by grid cell (cell_sort): the same
     draws and choices, but a trial centre only visits the cells it can bring closer.
@@ -346,7 +346,7 @@ def cell_kmeans_plusplus(columns, weights, cell_corners, cell_start, cell_bits, 
     return chosen
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _fold_into_cell(x0, x1, x2, weights_f, closest, cell_start, cell, centre, cell_potential, cell_farthest):
     """Bring point ``centre`` into the closest distances of one cell's points, and set the
     cell's potential (sum of weight * closest) and its largest closest distance."""

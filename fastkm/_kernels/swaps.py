@@ -5,7 +5,7 @@ from numba import njit
 
 
 
-@njit(cache=True, fastmath={"reassoc"})
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
 def weighted_moments(points, weights):
     """Per channel, sum of weight * value and of weight * value^2.
 
@@ -32,7 +32,7 @@ def weighted_moments(points, weights):
     return moments
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _weighted_member_sum(points, weights, members, out):
     """out[:] = sum of weight * point over the members (in member order); returns the
     weights' sum."""
@@ -46,7 +46,7 @@ def _weighted_member_sum(points, weights, members, out):
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def weighted_scatter(points, weights, members):
     """Weighted scatter matrix of the member points about their weighted mean.
 
@@ -73,7 +73,7 @@ def weighted_scatter(points, weights, members):
     return scatter
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def split_in_two(points, weights, members, axis, n_iter, halves):
     """A 2-means of the member points: cut across ``axis`` through their weighted mean,
     then ``n_iter`` rounds of means and reassignment.
@@ -131,7 +131,7 @@ def split_in_two(points, weights, members, axis, n_iter, halves):
     return split
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def point_errors(points, weights, centres, labels, errors, cluster_weights, cluster_errors):
     """Each point's weighted squared distance to its centre, and per-cluster totals.
 

@@ -2,6 +2,7 @@
 
 import io
 import stat
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,8 @@ class ImageReadWarning(UserWarning):
 class _TooLarge(Exception):
     """Raised inside read_image when the header's size is over the limit."""
 
+
+_decode_lock = threading.Lock()
 
 
 def float_to_uint8(array: np.ndarray, source: object, *, pillow_scale: bool = False) -> np.ndarray:
@@ -218,6 +221,10 @@ def read_image_file(path, *, max_pixels=DEFAULT_MAX_PIXELS):
     function can decode.
     """
     source, n_bytes, name = _source(path)
+    # One decode at a time: Pillow's limit and the warning filters are process-wide, and
+    # two threads swapping them (a batch reads files in threads) would leave Pillow
+    # without its limit, or the warnings recorded into a finished read's list.
+    _decode_lock.acquire()
     previous_limit = Image.MAX_IMAGE_PIXELS
     try:
         # Our own limit replaces Pillow's (whose warning and error thresholds differ).
@@ -243,6 +250,7 @@ def read_image_file(path, *, max_pixels=DEFAULT_MAX_PIXELS):
         raise ImageReadError(f"{name}: cannot decode as an image ({_first_line(error)})") from None
     finally:
         Image.MAX_IMAGE_PIXELS = previous_limit
+        _decode_lock.release()
     check_gif_trailer(path, name)
     if noticed:  # one warning per file, however many the decoder gave
         messages = dict.fromkeys(_first_line(warning.message).strip().rstrip(".") for warning in noticed)
@@ -357,18 +365,17 @@ def check_gif_trailer(path: Union[PathLike, bytes], name: Optional[str] = None) 
     """Raise ImageReadError for a GIF file (a path, or its bytes) cut short: Pillow reads
     the frames it finds and stops quietly where the data ends, so a GIF must end with its
     trailer byte ';' (NUL padding after it allowed)."""
-    if hasattr(path, "getvalue"):  # an in-memory file (io.BytesIO)
-        path = path.getvalue()
     if isinstance(path, bytes):
-        head, tail = path[:4], path[-4096:]
+        head, tail, where = path[:4], path[-4096:], name or "the image"
     else:
         path = Path(path)
+        where = name or str(path)
         with open(path, "rb") as file:
             head = file.read(4)
             file.seek(max(0, path.stat().st_size - 4096))
             tail = file.read()
     if head == b"GIF8" and not tail.rstrip(b"\0").endswith(b";"):
-        raise ImageReadError(f"{name or path}: ends without the GIF trailer; the file is truncated")
+        raise ImageReadError(f"{where}: ends without the GIF trailer; the file is truncated")
 
 
 def frame_count(path: PathLike) -> int:

@@ -1,0 +1,86 @@
+"""Start-up of the command line against its floor, warm kernel cache.
+
+    python bench/startup.py [PHOTO] [--runs 7] [--out bench/results/startup.md]
+
+Times whole processes (median wall and CPU seconds over --runs, commands interleaved):
+bare Python, `import numpy`, `import numba` (the floor of any command that quantizes),
+`fastkm --help`, and a warm `fastkm quantize` of PHOTO (default: the bundled parrots
+photo resized to 480x320, 0.15 MP) with the default threads and with
+NUMBA_NUM_THREADS=1.  The quantize command runs once untimed first, so its kernels
+are cached.
+"""
+
+import argparse
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def timed(command, env):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("photo", nargs="?", type=Path, default=None)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        photo = args.photo
+        if photo is None:
+            photo = scratch / "parrots-480.png"
+            with Image.open(ROOT / "sample_images" / "kodim23.png") as image:
+                image.resize((480, 320)).save(photo)
+        quantize = [sys.executable, "-m", "fastkm.cli", "quantize", str(photo), "-o", str(scratch / "out.png"), "-f"]
+        env = dict(os.environ)
+        one_thread = dict(env, NUMBA_NUM_THREADS="1")
+        commands = {
+            "python -c pass": ([sys.executable, "-c", "pass"], env),
+            "python -c 'import numpy'": ([sys.executable, "-c", "import numpy"], env),
+            "python -c 'import numba' (floor)": ([sys.executable, "-c", "import numba"], env),
+            "fastkm --help": ([sys.executable, "-m", "fastkm.cli", "--help"], env),
+            "fastkm quantize (warm)": (quantize, env),
+            "fastkm quantize (warm), NUMBA_NUM_THREADS=1": (quantize, one_thread),
+        }
+        subprocess.run(quantize, check=True, capture_output=True)
+        times = {name: [] for name in commands}
+        for _ in range(args.runs):
+            for name, (command, command_env) in commands.items():
+                times[name].append(timed(command, command_env))
+    lines = [
+        f"# Start-up, warm kernel cache ({photo.name})",
+        "",
+        f"{platform.machine()}, {os.cpu_count()} cores, medians of {args.runs} runs each, interleaved; "
+        f"`python bench/startup.py {' '.join(sys.argv[1:])}`.",
+        "",
+        "| command | wall s | CPU s |",
+        "|---|---|---|",
+    ]
+    for name, values in times.items():
+        lines.append(f"| {name} | {statistics.median(w for w, _ in values):.2f} | "
+                     f"{statistics.median(c for _, c in values):.2f} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out is not None:
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""Compiles are announced, whichever path needs them, and warmup() leaves none to do.
+
+A real compile of fastkm's kernels takes seconds to minutes; these tests compile a
+one-line function that numba takes for one of fastkm's kernels (by its module name)
+instead, so the announcements are exercised by genuine numba compiles.
+"""
+
+import warnings
+
+import numba
+import numba.core.event
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import fastkm
+from fastkm import _kernels
+from fastkm.cli import COMPILING, app
+
+
+def fresh_kernel():
+    """A fastkm-looking kernel never compiled before (each call makes a new one)."""
+
+    def add_one(x):
+        return x + 1
+
+    add_one.__module__ = "fastkm._kernels.probe"
+    return numba.njit(add_one)
+
+
+def test_a_compile_within_a_block_is_announced_once_before_it_runs():
+    calls = []
+    with _kernels.compile_notices(lambda: calls.append("announced")):
+        kernel = fresh_kernel()
+        assert kernel(1) == 2 and calls == ["announced"]
+        fresh_kernel()(1)  # a second compile in the same block: no second line
+        assert calls == ["announced"]
+    with _kernels.compile_notices(lambda: calls.append("again")):
+        kernel(2)  # compiled already: nothing to announce
+        assert calls == ["announced"]
+        fresh_kernel()(1)
+    assert calls == ["announced", "again"]
+
+
+def test_only_fastkm_kernels_and_only_within_a_block_are_announced():
+    calls = []
+    fresh_kernel()(1)  # outside any block
+    with _kernels.compile_notices(lambda: calls.append("inner")):
+        numba.njit(lambda x: x * 2)(3)  # not fastkm's
+    assert calls == []
+
+
+def test_the_outer_block_announces():
+    calls = []
+    with _kernels.compile_notices(lambda: calls.append("outer")):
+        with _kernels.compile_notices(lambda: calls.append("inner")):
+            fresh_kernel()(1)
+    assert calls == ["outer"]
+
+
+@pytest.fixture()
+def compiling_histogram(monkeypatch):
+    """quantize's first kernel compiles (something) on every call."""
+    histogram = _kernels.colour_histogram
+
+    def compiling(pixels):
+        fresh_kernel()(1)
+        return histogram(pixels)
+
+    monkeypatch.setattr(_kernels, "colour_histogram", compiling)
+
+
+def small_photo():
+    return np.random.default_rng(0).integers(0, 256, size=(20, 30, 3), dtype=np.uint8)
+
+
+def test_quantize_warns_before_it_compiles_pointing_at_the_callers_line(compiling_histogram):
+    with pytest.warns(fastkm.CompileWarning, match="first use only") as caught:
+        fastkm.quantize(small_photo(), 4)
+    assert len(caught) == 1
+    assert caught[0].filename == __file__  # the caller's line, not fastkm's
+
+
+def test_nothing_to_compile_nothing_said():
+    photo = small_photo()
+    fastkm.quantize(photo, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fastkm.CompileWarning)
+        fastkm.quantize(photo, 4)
+
+
+def test_the_command_line_says_one_line_instead_of_a_warning(compiling_histogram, tmp_path):
+    from PIL import Image
+
+    Image.fromarray(small_photo()).save(tmp_path / "photo.png")
+    result = CliRunner().invoke(app, ["quantize", str(tmp_path / "photo.png"), "-k", "4"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count(COMPILING) == 1
+    assert "CompileWarning" not in result.output
+
+
+def every_call():
+    """Every public call, in every layout and option, on small inputs."""
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, size=(40, 50, 3), dtype=np.uint8)
+    alpha = rng.choice(np.array([0, 90, 255], np.uint8), size=(40, 50, 1))
+    for image in (rgb, rgb[..., 0], rgb[..., :1], np.dstack([rgb, alpha]), np.dstack([rgb[..., :1], alpha])):
+        for n_colors in (5, 300):
+            for dither in (0.0, 0.5):
+                for space in ("rgb", "oklab") if image.ndim == 3 and image.shape[2] == 3 else ("rgb",):
+                    result = fastkm.quantize(image, n_colors, dither=dither, space=space, sample_size=500)
+                    result.delta_e
+                    fastkm.quantize(image, palette=result.palette[:7], dither=dither, space=space).delta_e
+        fastkm.quantize(image, 32, min_psnr=15)
+    fastkm.shared_palette([rgb, rgb[..., 0]], 8, space="oklab")
+    points = rgb.reshape(-1, 3)
+    fastkm.KMeans(4, random_state=0).fit(points).predict(points)
+    fastkm.KMeans(4, random_state=0).fit(points[:, :2], sample_weight=np.ones(points.shape[0])).predict(points[:, :2])
+    fastkm.KMeans(4, random_state=0).fit(np.repeat(points[:8], 1 << 17, axis=0))
+
+
+def kernel_signatures():
+    """{kernel name: its compiled (or loaded) signatures} of every kernel fastkm calls."""
+    return {
+        name: set(value.signatures)
+        for name, value in vars(_kernels).items()
+        if isinstance(value, numba.core.dispatcher.Dispatcher)
+    }
+
+
+def test_after_warmup_no_call_needs_a_kernel_warmup_did_not_make():
+    # Kernels loaded from the disk cache add signatures as compiled ones do: any
+    # signature a call adds is one a fresh process would compile after warmup.
+    timings = fastkm.warmup()
+    assert [what for what, _ in timings][:2] == ["RGB images", "grey images"]
+    warmed = kernel_signatures()
+    assert {name for name, signatures in warmed.items() if not signatures} == set()  # every kernel reached
+    every_call()
+    added = {name: signatures - warmed[name] for name, signatures in kernel_signatures().items()}
+    assert {name: sorted(map(str, new)) for name, new in added.items() if new} == {}
+
+
+def test_warmup_command_lists_what_it_compiled():
+    result = CliRunner().invoke(app, ["warmup"])
+    assert result.exit_code == 0, result.output
+    assert "RGB images:" in result.stdout and "fastkm's kernels are ready" in result.stdout
