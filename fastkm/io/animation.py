@@ -31,7 +31,7 @@ from PIL import GifImagePlugin, Image, ImageSequence
 from typing import Any, Optional
 
 from .atomic import ImageWriteError, Outputs, PathLike, _atomic_save
-from .read import DEFAULT_MAX_PIXELS, ImageReadError, _first_line, check_gif_trailer
+from .read import DEFAULT_MAX_PIXELS, ImageReadError, check_gif_trailer, decode_failure
 from .write import _png_text, palette_image
 
 # Formats that hold animations, by output suffix.
@@ -137,12 +137,8 @@ def read_animation(path: PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
         raise
     except MemoryError:
         raise ImageReadError(f"{path}: not enough memory for {n_frames} frames of {width}x{height}") from None
-    except OSError as error:
-        if error.errno is not None and error.strerror:  # the file system's, not a decoder's
-            raise ImageReadError(f"{path}: cannot read ({error.strerror})") from None
-        raise ImageReadError(f"{path}: cannot decode as an animation ({_first_line(error)})") from None
-    except Exception as error:  # decoders raise anything (RuntimeError, struct.error...) on bad data
-        raise ImageReadError(f"{path}: cannot decode as an animation ({_first_line(error)})") from None
+    except Exception as error:
+        raise decode_failure(path, error, "an animation") from None
     finally:
         Image.MAX_IMAGE_PIXELS = previous_limit
     if np.all(frames[..., 3] == 255):

@@ -242,12 +242,8 @@ def read_image_file(path, *, max_pixels=DEFAULT_MAX_PIXELS):
         raise
     except ProfileError as error:
         raise ImageReadError(f"{name}: {error}") from None
-    except OSError as error:
-        if error.errno is not None and error.strerror:  # the file system's, not a decoder's
-            raise ImageReadError(f"{name}: cannot read ({error.strerror})") from None
-        raise ImageReadError(f"{name}: cannot decode as an image ({_first_line(error)})") from None
-    except Exception as error:  # decoders raise anything (RuntimeError, struct.error...) on bad data
-        raise ImageReadError(f"{name}: cannot decode as an image ({_first_line(error)})") from None
+    except Exception as error:
+        raise decode_failure(name, error, "an image") from None
     finally:
         Image.MAX_IMAGE_PIXELS = previous_limit
         _decode_lock.release()
@@ -360,6 +356,15 @@ def _palette_pixels(image, convert):
     table = np.asarray(every_index.convert(convert))[0]
     return table[np.asarray(image)]
 
+
+
+def decode_failure(name, error, what):
+    """The ImageReadError for ``error`` met while decoding ``name`` as ``what`` ("an
+    image", "an animation"): the file system's errors say so, and anything else
+    (decoders raise OSError, RuntimeError, struct.error... on bad data) is bad data."""
+    if isinstance(error, OSError) and error.errno is not None and error.strerror:
+        return ImageReadError(f"{name}: cannot read ({error.strerror})")
+    return ImageReadError(f"{name}: cannot decode as {what} ({_first_line(error)})")
 
 def check_gif_trailer(path: Union[PathLike, bytes], name: Optional[str] = None) -> None:
     """Raise ImageReadError for a GIF file (a path, or its bytes) cut short: Pillow reads
