@@ -194,7 +194,7 @@ def write_report(args, photos, rows, seconds, path):
           "quantization's own mean ΔE: worst (mean) per group.  Target: at most 1.25 (2 for .jpg outputs). "
           "\"dropped\": the .png output read without its profile (fastkm before it kept profiles). "
           "\"untouched photo to .jpg\": the photo as it is (sRGB for Kodak), quantized into a .jpg, no profile "
-          "converted: what JPEG compression (quality 95) alone adds over the quantization's error.\n", file=report)
+          "converted: what JPEG compression (fastkm's JPEG settings) alone adds over the quantization's error.\n", file=report)
     print("\n".join(lines), file=report)
     over = [r for r in rows if r[1] in SPACES and r[5] > (2.0 if r[3] == ".jpg" else 1.25)]
     if over:
