@@ -353,12 +353,15 @@ DITHER_STRENGTH_OPTION = typer.Option(
 
 
 class Space(str, Enum):
+    auto = "auto"
     rgb = "rgb"
     oklab = "oklab"
 
 
 SPACE_OPTION = typer.Option(
-    Space.rgb, "--space", help="Colour space of the fit: rgb (lowest MSE) or oklab (perceptual, lowest ΔE)."
+    Space.auto, "--space",
+    help="Colour space of the fit: oklab (perceptual: lowest ΔE, files that look better per byte), rgb "
+    "(exact k-means on the stored values: lowest MSE), or auto: oklab, and rgb for images with transparency.",
 )
 
 
@@ -997,7 +1000,8 @@ def compare_command(
         image_file, image, profile = _read_input(input_path, options)
         result, seconds = _fit(image, options)
         height, width = result.labels.shape
-        how = ", ".join([f"k = {result.n_colors}"] + (["OKLab"] if space is Space.oklab else [])
+        has_alpha = image.ndim == 3 and image.shape[2] in (2, 4)
+        how = ", ".join([f"k = {result.n_colors}"] + (["OKLab"] if space is Space.oklab or (space is Space.auto and not has_alpha) else [])
                         + (["dithered"] if dither else []))
         # The figure's font has no Greek letters: "dE" for ΔE.
         delta_e = f", dE {result.delta_e:.4f}" if result.delta_e is not None else ""

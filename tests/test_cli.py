@@ -58,7 +58,7 @@ def test_quantize_writes_indexed_png_and_keeps_input(photo_copy, tmp_path):
     for part in ("parrots.png 768x512", "16 colours", "PSNR", " s,", "kB ->"):
         assert part in line
     # Same pixels as the API with the same seed.
-    api = fastkm.quantize(fastkm.io.read_image(photo_copy), 16, seed=3)
+    api = fastkm.quantize(fastkm.io.read_image(photo_copy), 16, seed=3, space="auto")
     np.testing.assert_array_equal(fastkm.io.read_image(output), api.image)
 
 
@@ -190,7 +190,7 @@ def test_batch_refuses_a_second_input_with_the_same_output(tmp_path, sample_path
     assert "also the output of" in result.output and "1 written, 1 failed" in result.output
     np.testing.assert_array_equal(
         fastkm.io.read_image(tmp_path / "out" / "x.png"),
-        fastkm.quantize(fastkm.io.read_image(tmp_path / "a" / "x.png"), 4).image,
+        fastkm.quantize(fastkm.io.read_image(tmp_path / "a" / "x.png"), 4, space="auto").image,
     )
 
 
@@ -347,12 +347,17 @@ def test_dither_space_and_summary(photo_copy, tmp_path):
     plain = invoke("quantize", photo_copy, "-o", tmp_path / "plain.png", "-k", 8)
     dithered = invoke("quantize", photo_copy, "-o", tmp_path / "dithered.png", "-k", 8, "--dither")
     half = invoke("quantize", photo_copy, "-o", tmp_path / "half.png", "-k", 8, "--dither", "--dither-strength", 0.5)
+    rgb = invoke("quantize", photo_copy, "-o", tmp_path / "rgb.png", "-k", 8, "--space", "rgb")
     lab = invoke("quantize", photo_copy, "-o", tmp_path / "lab.png", "-k", 8, "--space", "oklab")
-    for result in (plain, dithered, half, lab):
+    for result in (plain, dithered, half, rgb, lab):
         assert result.exit_code == 0, result.output
         assert "MSE " in result.output and "ΔE " in result.output
-    files = [np.asarray(Image.open(tmp_path / f"{n}.png").convert("RGB")) for n in ("plain", "dithered", "half", "lab")]
+    files = [np.asarray(Image.open(tmp_path / f"{n}.png").convert("RGB")) for n in ("plain", "dithered", "half", "rgb")]
     assert all(not np.array_equal(files[0], other) for other in files[1:])
+    # The default fits in OKLab (no alpha here); --space rgb is exact k-means with lower MSE.
+    assert np.array_equal(files[0], np.asarray(Image.open(tmp_path / "lab.png").convert("RGB")))
+    mse = {name: float(r.output.split("MSE ")[1].split(",")[0]) for name, r in (("auto", plain), ("rgb", rgb))}
+    assert mse["rgb"] < mse["auto"]
     assert invoke("quantize", photo_copy, "-o", tmp_path / "x.png", "--space", "hsv").exit_code == 2
     assert invoke("quantize", photo_copy, "-o", tmp_path / "x.png", "--dither-strength", 2).exit_code == 2
 

@@ -192,7 +192,7 @@ def test_given_palette_is_srgb(tagged, tmp_path):
         assert len(written.getcolors()) <= 5
     expected = fastkm.quantize(profiles.to_srgb(fastkm.io.read_image(tagged["p3", ".png"]), DISPLAY_P3), 5,
                                palette=np.array([[0, 0, 0], [255, 255, 255], [200, 40, 40], [40, 160, 60],
-                                                 [40, 60, 200]], np.uint8))
+                                                 [40, 60, 200]], np.uint8), space="auto")
     np.testing.assert_array_equal(fastkm.io.read_image(output), expected.image)
 
 

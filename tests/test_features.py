@@ -82,6 +82,15 @@ def test_alpha_errors(rgba):
         fastkm.quantize(rgba, 8, space="oklab")
 
 
+def test_auto_space_is_oklab_without_alpha_and_rgb_with_it(parrots, rgba):
+    for image, same_as in ((parrots, "oklab"), (parrots[..., :1], "oklab"), (rgba, "rgb")):
+        auto, explicit = fastkm.quantize(image, 8, space="auto"), fastkm.quantize(image, 8, space=same_as)
+        np.testing.assert_array_equal(auto.palette, explicit.palette)
+        np.testing.assert_array_equal(auto.labels, explicit.labels)
+    with pytest.raises(fastkm.FastkmError, match="'auto', 'rgb', 'oklab'"):
+        fastkm.quantize(parrots, 8, space="lab")
+
+
 def test_alpha_premultiplied_clustering_beats_straight(rgba):
     """What shows is the image composited over a background: clustering premultiplied
     colours must beat clustering alpha as a plain 4th channel (bench/alpha.py)."""

@@ -56,7 +56,7 @@ def test_palette_json_shares_sum_to_one_and_match_the_quantized_image(photo_copy
     # The same colours and shares as the API's quantize with the same seed.
     import fastkm
 
-    fitted = fastkm.quantize(read_image(photo_copy), 5, seed=2)
+    fitted = fastkm.quantize(read_image(photo_copy), 5, seed=2, space="auto")
     by_share = np.argsort(-fitted.counts, kind="stable")
     assert [c["rgb"] for c in colours] == fitted.palette[by_share].tolist()
     np.testing.assert_allclose(shares, fitted.shares[by_share])
