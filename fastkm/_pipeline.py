@@ -7,6 +7,7 @@ target-quality search fits several sizes on one preparation); ``pixel_labels`` m
 every pixel.  Validation is the caller's (the public API).
 """
 
+import sys
 from dataclasses import dataclass
 from typing import Optional
 
@@ -322,15 +323,17 @@ def _pixel_points(prepared):
     if prepared.alpha:
         return prepared.error_pixels
     if prepared.space == "oklab":
-        # Each distinct colour's code, looked up per pixel through packed-key tables.
+        # Each distinct colour's codes packed into a uint32 whose bytes, in memory order,
+        # are the codes; looked up per pixel through a table and read back as bytes
+        # (shifting and masking every pixel took 0.6 s of a 12 MP dithered run).
         codes = prepared.points[:, : prepared.fit_channels]
         packed = np.zeros(codes.shape[0], dtype=np.uint32)
         for j in range(codes.shape[1]):
-            packed = (packed << np.uint32(8)) | codes[:, j].astype(np.uint32)
+            shift = 8 * j if sys.byteorder == "little" else 8 * (3 - j)
+            packed |= codes[:, j].astype(np.uint32) << np.uint32(shift)
         per_pixel = np.empty(prepared.pixels.shape[0], dtype=np.uint32)
         _kernels.remap_through_table(prepared.pixels, _kmeans.label_table(prepared.colours, packed), per_pixel)
-        shifts = np.uint32(8) * np.arange(codes.shape[1] - 1, -1, -1, dtype=np.uint32)
-        return ((per_pixel[:, None] >> shifts) & np.uint32(255)).astype(np.uint8)
+        return np.ascontiguousarray(per_pixel.view(np.uint8).reshape(-1, 4)[:, : codes.shape[1]])
     return prepared.pixels
 
 
