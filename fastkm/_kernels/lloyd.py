@@ -4,6 +4,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._common import ASSIGN_TILE, ASSIGN_TILES_PER_TASK
+from ._threads import readonly, run_blocks
 from .cells import TOP_CELL_BITS, _cell_candidates
 from .nearest import _expanded_centres, _nearest_in_column_tile, _nearest_in_tile_rgb
 
@@ -84,7 +85,6 @@ def lloyd_step(columns, points, weights, centres, labels, min_dist, sums, counts
     return n_changed
 
 
-@njit(cache=True, nogil=True, parallel=True)
 def cell_lloyd_step(columns, points, weights, cell_corners, cell_start, task_cells, cell_bits, centres, labels,
                     sum_changes, count_changes):
     """A Lloyd assignment of 3-channel points sorted by grid cell (cell_sort), in which each
@@ -110,29 +110,32 @@ def cell_lloyd_step(columns, points, weights, cell_corners, cell_start, task_cel
     are those of a full search.  Starting from labels -1 the changes are the full sums.
     Partial changes per task are merged in task order: with int64 weights they are exact.
     """
-    n_centres = centres.shape[0]
-    expanded = _expanded_centres(centres)
-    centre_columns = np.ascontiguousarray(centres.T)
+    centres = readonly(centres)
+    expanded = readonly(_expanded_centres(centres))
+    centre_columns = readonly(np.ascontiguousarray(centres.T))
     n_tasks = task_cells.shape[0] - 1
-    partial_sums = np.zeros((n_tasks, n_centres, 4), dtype=sum_changes.dtype)
+    partial_sums = np.zeros((n_tasks, centres.shape[0], 4), dtype=sum_changes.dtype)
     partial_changed = np.zeros(n_tasks, dtype=np.int64)
-    # The task's work is a serial kernel of its own: numba's parallel passes then see a
-    # one-line loop (the kernel compiles in half the time) and the code is the same.
-    for task in prange(n_tasks):
+    run_blocks(_cell_lloyd_tasks, n_tasks, readonly(task_cells), readonly(columns), readonly(points),
+               readonly(weights), readonly(cell_corners), readonly(cell_start), cell_bits, expanded, centre_columns,
+               labels, partial_sums, partial_changed)
+    sum_changes[:] = 0
+    count_changes[:] = 0
+    for task in range(n_tasks):
+        sum_changes += partial_sums[task, :, :3]
+        count_changes += partial_sums[task, :, 3]
+    return int(partial_changed.sum())
+
+
+@njit(cache=True, nogil=True)
+def _cell_lloyd_tasks(first, stop, task_cells, columns, points, weights, cell_corners, cell_start, cell_bits,
+                      expanded, centre_columns, labels, partial_sums, partial_changed):
+    """cell_lloyd_step's tasks first..stop-1, each into its own row of the partials."""
+    for task in range(first, stop):
         partial_changed[task] = _cell_lloyd_task(
             task_cells[task], task_cells[task + 1], columns, points, weights, cell_corners, cell_start, cell_bits,
             expanded, centre_columns, labels, partial_sums[task],
         )
-    sum_changes[:] = 0
-    count_changes[:] = 0
-    n_changed = 0
-    for task in range(n_tasks):
-        n_changed += partial_changed[task]
-        for c in range(n_centres):
-            count_changes[c] += partial_sums[task, c, 3]
-            for j in range(3):
-                sum_changes[c, j] += partial_sums[task, c, j]
-    return n_changed
 
 
 @njit(cache=True, nogil=True)

@@ -255,7 +255,7 @@ def _box_gap(corner, side, x0, x1, x2):
     return gap0 * gap0 + gap1 * gap1 + gap2 * gap2
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def cell_kmeans_plusplus(columns, weights, cell_corners, cell_start, cell_bits, first_uniform, trial_uniforms):
     """kmeans_plusplus for 3-channel points sorted by grid cell (cell_sort): the same
     draws and choices, but a trial centre only visits the cells it can bring closer.
@@ -302,7 +302,7 @@ def cell_kmeans_plusplus(columns, weights, cell_corners, cell_start, cell_bits, 
         if weights[i] > weights[heaviest]:
             heaviest = i
     closest[:] = np.inf  # so that folding the first centre in sets every distance
-    for cell in prange(n_cells):
+    for cell in range(n_cells):
         _fold_into_cell(x0, x1, x2, weights_f, closest, cell_start, cell, chosen[0], cell_potential, cell_farthest)
 
     candidates = np.empty(n_trials, dtype=np.int64)
@@ -316,7 +316,7 @@ def cell_kmeans_plusplus(columns, weights, cell_corners, cell_start, cell_bits, 
             continue
         for t in range(n_trials):
             candidates[t] = _cell_draw(cell_potential, cell_start, weights, closest, trial_uniforms[c - 1, t] * current)
-        for t in prange(n_trials):
+        for t in range(n_trials):
             candidate = candidates[t]
             c0 = x0[candidate]
             c1 = x1[candidate]
