@@ -167,7 +167,7 @@ def _cell_lloyd_task(first_cell, stop_cell, columns, points, weights, cell_corne
                 if old != only:
                     changed += 1
                     labels[row] = only
-                    _move_point(task_sums, points, weights, row, old, only)
+                    _move_point(task_sums, points, weights, np.uint64(row), old, only)
             continue
         for q in range(n_candidates):
             for j in range(4):
