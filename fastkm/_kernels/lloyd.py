@@ -1,7 +1,7 @@
 """Lloyd iterations: assignment and centroid sums, plain and over the cell grid."""
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ._common import ASSIGN_TILE, ASSIGN_TILES_PER_TASK
 from ._threads import readonly, run_blocks
@@ -9,7 +9,6 @@ from .cells import TOP_CELL_BITS, _cell_candidates
 from .nearest import _expanded_centres, _nearest_in_column_tile, _nearest_in_tile_rgb
 
 
-@njit(cache=True, nogil=True, parallel=True)
 def lloyd_step(columns, points, weights, centres, labels, min_dist, sums, counts):
     """One Lloyd iteration: assign every point, then sum the clusters (one pass).
 
@@ -24,22 +23,37 @@ def lloyd_step(columns, points, weights, centres, labels, min_dist, sums, counts
     returns  number of points whose label changed
 
     Each task of ASSIGN_TILE * ASSIGN_TILES_PER_TASK points (a fixed, data-sized block)
-    keeps private partial sums, merged serially in task order: the same bits for any
+    keeps private partial sums, merged in task order: the same bits for any
     number of threads.
     """
     n_points, n_channels = points.shape
-    n_centres = centres.shape[0]
-    expanded = _expanded_centres(centres)
+    centres = readonly(centres)
     task_size = ASSIGN_TILE * ASSIGN_TILES_PER_TASK
     n_tasks = max(1, (n_points + task_size - 1) // task_size)
     # Per task and cluster: the channel sums, then the count, side by side in one row.
-    partial_sums = np.zeros((n_tasks, n_centres, n_channels + 1), dtype=sums.dtype)
+    partial_sums = np.zeros((n_tasks, centres.shape[0], n_channels + 1), dtype=sums.dtype)
     partial_changed = np.zeros(n_tasks, dtype=np.int64)
+    run_blocks(_lloyd_tasks, n_tasks, readonly(columns), readonly(points), readonly(weights), centres,
+               readonly(_expanded_centres(centres)), labels, min_dist, partial_sums, partial_changed)
+    sums[:] = 0
+    counts[:] = 0
+    for task in range(n_tasks):
+        counts += partial_sums[task, :, n_channels]
+        sums += partial_sums[task, :, :n_channels]
+    return int(partial_changed.sum())
+
+
+@njit(cache=True, nogil=True)
+def _lloyd_tasks(first, stop, columns, points, weights, centres, expanded, labels, min_dist, partial_sums,
+                 partial_changed):
+    """lloyd_step's tasks first..stop-1, each into its own row of the partials."""
+    n_points, n_channels = points.shape
+    task_size = ASSIGN_TILE * ASSIGN_TILES_PER_TASK
     count_column = np.uint64(n_channels)
-    for task in prange(n_tasks):
-        best_dist = np.empty(ASSIGN_TILE, dtype=np.float32)
-        best_label = np.empty(ASSIGN_TILE, dtype=np.int32)
-        dist = np.empty(ASSIGN_TILE, dtype=np.float32)
+    best_dist = np.empty(ASSIGN_TILE, dtype=np.float32)
+    best_label = np.empty(ASSIGN_TILE, dtype=np.int32)
+    dist = np.empty(ASSIGN_TILE, dtype=np.float32)
+    for task in range(first, stop):
         task_sums = partial_sums[task]
         changed = 0
         task_end = min((task + 1) * task_size, n_points)
@@ -73,16 +87,6 @@ def lloyd_step(columns, points, weights, centres, labels, min_dist, sums, counts
                         task_sums[label, np.uint64(j)] += w * points[row, np.uint64(j)]
                     task_sums[label, count_column] += w
         partial_changed[task] = changed
-    sums[:] = 0
-    counts[:] = 0
-    n_changed = 0
-    for task in range(n_tasks):
-        n_changed += partial_changed[task]
-        for c in range(n_centres):
-            counts[c] += partial_sums[task, c, n_channels]
-            for j in range(n_channels):
-                sums[c, j] += partial_sums[task, c, j]
-    return n_changed
 
 
 def cell_lloyd_step(columns, points, weights, cell_corners, cell_start, task_cells, cell_bits, centres, labels,

@@ -1,7 +1,7 @@
 """k-means++ seeding (greedy, several trials per centre), plain and over the cell grid."""
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ._common import SEED_BLOCK
 
@@ -101,7 +101,7 @@ def _weighted_draw(columns, weights, closest, pending, block_potential, target):
     return last_positive
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def kmeans_plusplus(points, weights, first_uniform, trial_uniforms):
     """Greedy k-means++ seeding on weighted points; returns the chosen point indices.
 
@@ -120,7 +120,7 @@ def kmeans_plusplus(points, weights, first_uniform, trial_uniforms):
     Squared distances between uint8 points are integers below 2^24, exact in float32;
     with integer weights every potential and block total is an integer below 2^53, so
     the sums are exact in any order (which lets the compiler vectorize them).  One
-    parallel pass per centre: it folds the previous winner into ``closest`` and scores
+    pass per centre: it folds the previous winner into ``closest`` and scores
     the new candidates; the winner's block totals are the next draw's block totals.
     """
     n_points, n_channels = points.shape
@@ -132,7 +132,7 @@ def kmeans_plusplus(points, weights, first_uniform, trial_uniforms):
     # (AVX2 has no int64 -> float64 conversion).
     columns = np.empty((n_channels, n_points), dtype=np.float32)
     weights_f = np.empty(n_points, dtype=np.float64)
-    for block in prange(n_blocks):
+    for block in range(n_blocks):
         for i in range(block * SEED_BLOCK, min((block + 1) * SEED_BLOCK, n_points)):
             weights_f[i] = np.float64(weights[i])
             for j in range(n_channels):
@@ -141,7 +141,7 @@ def kmeans_plusplus(points, weights, first_uniform, trial_uniforms):
     # First centre: probability ~ weight, i.e. potential with every distance 1.
     closest = np.ones(n_points, dtype=np.float32)
     block_potential = np.empty(n_blocks, dtype=np.float64)
-    for block in prange(n_blocks):
+    for block in range(n_blocks):
         total = 0.0
         for i in range(block * SEED_BLOCK, min((block + 1) * SEED_BLOCK, n_points)):
             total += np.float64(weights[i])
@@ -156,7 +156,7 @@ def kmeans_plusplus(points, weights, first_uniform, trial_uniforms):
             heaviest = i
 
     # closest[i]: squared distance from point i to its nearest folded-in centre.
-    for block in prange(n_blocks):
+    for block in range(n_blocks):
         total = 0.0
         for i in range(block * SEED_BLOCK, min((block + 1) * SEED_BLOCK, n_points)):
             closest[i] = _distance_to_row(columns, i, chosen[0])
@@ -176,7 +176,7 @@ def kmeans_plusplus(points, weights, first_uniform, trial_uniforms):
         for t in range(n_trials):
             target = trial_uniforms[c - 1, t] * current
             candidates[t] = _weighted_draw(columns, weights, closest, pending, block_potential, target)
-        for block in prange(n_blocks):
+        for block in range(n_blocks):
             start = block * SEED_BLOCK
             stop = min((block + 1) * SEED_BLOCK, n_points)
             m = stop - start
