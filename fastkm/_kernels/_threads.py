@@ -77,6 +77,9 @@ def run_blocks(kernel, n_blocks, *args):
         kernel(0, n_blocks, *args)
         return
     bounds = [n_blocks * i // n_threads for i in range(n_threads + 1)]
+    # An empty range first: a kernel not yet compiled (or loaded) is compiled here, on
+    # the calling thread, where compile_notices announces it.
+    kernel(0, 0, *args)
     pool = _executor()
     others = [pool.submit(kernel, bounds[i], bounds[i + 1], *args) for i in range(1, n_threads)]
     try:
