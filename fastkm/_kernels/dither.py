@@ -53,7 +53,7 @@ def _nearest_from(target, palette, guess, neighbours, neighbour_gaps, guess_radi
     (triangle inequality), and so are all after it.  When g's list ends before that
     test stops the search, every entry is tried.
     """
-    best_dist = _squared_distance(target, palette, guess)
+    best_dist = _squared_distance(target, palette, np.int64(guess))  # one signature for any index type
     if best_dist < guess_radius[guess]:
         return guess
     best = guess
@@ -64,7 +64,7 @@ def _nearest_from(target, palette, guess, neighbours, neighbour_gaps, guess_radi
         if neighbour_gaps[guess, r] > bound:
             return best
         c = neighbours[guess, r]
-        dist = _squared_distance(target, palette, c)
+        dist = _squared_distance(target, palette, np.int64(c))
         if dist < best_dist or (dist == best_dist and c < best):
             best_dist = dist
             best = c

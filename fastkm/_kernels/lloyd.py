@@ -33,8 +33,8 @@ def lloyd_step(columns, points, weights, centres, labels, min_dist, sums, counts
     # Per task and cluster: the channel sums, then the count, side by side in one row.
     partial_sums = np.zeros((n_tasks, centres.shape[0], n_channels + 1), dtype=sums.dtype)
     partial_changed = np.zeros(n_tasks, dtype=np.int64)
-    run_blocks(_lloyd_tasks, n_tasks, readonly(columns), readonly(points), readonly(weights), centres,
-               readonly(_expanded_centres(centres)), labels, min_dist, partial_sums, partial_changed)
+    run_blocks(_lloyd_tasks, n_tasks, columns, readonly(points), readonly(weights), centres,
+               _expanded_centres(centres), labels, min_dist, partial_sums, partial_changed)
     sums[:] = 0
     counts[:] = 0
     for task in range(n_tasks):
@@ -115,12 +115,12 @@ def cell_lloyd_step(columns, points, weights, cell_corners, cell_start, task_cel
     Partial changes per task are merged in task order: with int64 weights they are exact.
     """
     centres = readonly(centres)
-    expanded = readonly(_expanded_centres(centres))
+    expanded = _expanded_centres(centres)
     centre_columns = readonly(np.ascontiguousarray(centres.T))
     n_tasks = task_cells.shape[0] - 1
     partial_sums = np.zeros((n_tasks, centres.shape[0], 4), dtype=sum_changes.dtype)
     partial_changed = np.zeros(n_tasks, dtype=np.int64)
-    run_blocks(_cell_lloyd_tasks, n_tasks, readonly(task_cells), readonly(columns), readonly(points),
+    run_blocks(_cell_lloyd_tasks, n_tasks, readonly(task_cells), columns, readonly(points),
                readonly(weights), readonly(cell_corners), readonly(cell_start), cell_bits, expanded, centre_columns,
                labels, partial_sums, partial_changed)
     sum_changes[:] = 0

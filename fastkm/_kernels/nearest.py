@@ -126,7 +126,7 @@ def _nearest_in_tile(points, start, m, centres, expanded, columns, dist, best_di
     for i in range(m):
         for j in range(points.shape[1]):
             columns[j, i] = np.float32(points[start + i, j])
-    _nearest_in_column_tile(columns, 0, centres, expanded, dist, best_dist, best_label)
+    _nearest_in_column_tile(columns, np.int64(0), centres, expanded, dist, best_dist, best_label)
 
 
 @njit(cache=True, nogil=True)
@@ -191,7 +191,7 @@ def assign_labels(points, centres, labels, min_dist):
     points, centres = readonly(points), readonly(centres)
     task_size = ASSIGN_TILE * ASSIGN_TILES_PER_TASK
     n_tasks = (points.shape[0] + task_size - 1) // task_size
-    run_blocks(_assign_tasks, n_tasks, points, centres, readonly(_expanded_centres(centres)), labels, min_dist)
+    run_blocks(_assign_tasks, n_tasks, points, centres, _expanded_centres(centres), labels, min_dist)
 
 
 @njit(cache=True, nogil=True)

@@ -128,6 +128,7 @@ def kmeans_plusplus(points, weights, first_uniform, trial_uniforms):
     n_trials = trial_uniforms.shape[1]
     n_blocks = max(1, (n_points + SEED_BLOCK - 1) // SEED_BLOCK)
     chosen = np.empty(n_centres, dtype=np.int64)
+    no_centre = np.int64(-1)  # a variable, not the literal -1: one signature of the helpers
     # Points as float32 columns and weights as float64: the layouts the SIMD loops want
     # (AVX2 has no int64 -> float64 conversion).
     columns = np.empty((n_channels, n_points), dtype=np.float32)
@@ -149,7 +150,7 @@ def kmeans_plusplus(points, weights, first_uniform, trial_uniforms):
     total_weight = 0.0
     for block in range(n_blocks):
         total_weight += block_potential[block]
-    chosen[0] = _weighted_draw(columns, weights, closest, -1, block_potential, first_uniform * total_weight)
+    chosen[0] = _weighted_draw(columns, weights, closest, no_centre, block_potential, first_uniform * total_weight)
     heaviest = 0
     for i in range(n_points):
         if weights[i] > weights[heaviest]:
@@ -165,7 +166,7 @@ def kmeans_plusplus(points, weights, first_uniform, trial_uniforms):
 
     candidates = np.empty(n_trials, dtype=np.int64)
     trial_potential = np.empty((n_blocks, n_trials), dtype=np.float64)
-    pending = -1
+    pending = no_centre
     for c in range(1, n_centres):
         current = 0.0
         for block in range(n_blocks):
