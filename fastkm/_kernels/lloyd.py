@@ -134,68 +134,61 @@ def cell_lloyd_step(columns, points, weights, cell_corners, cell_start, task_cel
 @njit(cache=True, nogil=True)
 def _cell_lloyd_tasks(first, stop, task_cells, columns, points, weights, cell_corners, cell_start, cell_bits,
                       expanded, centre_columns, labels, partial_sums, partial_changed):
-    """cell_lloyd_step's tasks first..stop-1, each into its own row of the partials."""
-    for task in range(first, stop):
-        partial_changed[task] = _cell_lloyd_task(
-            task_cells[task], task_cells[task + 1], columns, points, weights, cell_corners, cell_start, cell_bits,
-            expanded, centre_columns, labels, partial_sums[task],
-        )
-
-
-@njit(cache=True, nogil=True)
-def _cell_lloyd_task(first_cell, stop_cell, columns, points, weights, cell_corners, cell_start, cell_bits, expanded,
-                     centre_columns, labels, task_sums):
-    """cell_lloyd_step's work on cells first_cell:stop_cell: labels, and changes of the
-    sums into task_sums (k, 4); returns the number of points whose label changed."""
+    """cell_lloyd_step's tasks first..stop-1: task t labels the points of cells
+    task_cells[t]:task_cells[t+1], writes the changes of the sums into partial_sums[t]
+    (k, 4) and the number of points whose label changed into partial_changed[t]."""
     n_centres = centre_columns.shape[1]
     n_levels = cell_bits - TOP_CELL_BITS + 1
     all_ids = np.arange(n_centres).astype(np.int32)
     level_ids = np.empty((n_levels, n_centres), dtype=np.int32)
     level_count = np.zeros(n_levels, dtype=np.int64)
-    level_key = np.full(n_levels, -1, dtype=np.int64)
+    level_key = np.empty(n_levels, dtype=np.int64)
     candidate_rows = np.zeros((n_centres, 5), dtype=np.float32)
     best_dist = np.empty(ASSIGN_TILE, dtype=np.float32)
     best_label = np.empty(ASSIGN_TILE, dtype=np.int32)
-    changed = 0
-    for cell in range(first_cell, stop_cell):
-        n_candidates = _cell_candidates(
-            cell_corners[cell], cell_bits, centre_columns, all_ids, level_ids, level_count, level_key
-        )
-        candidate_ids = level_ids[n_levels - 1]
-        cell_stop = cell_start[cell + 1]
-        if n_candidates == 1:
-            # One possible centre: no search.
-            only = candidate_ids[0]
-            for row in range(cell_start[cell], cell_stop):
-                old = labels[row]
-                if old != only:
-                    changed += 1
-                    labels[row] = only
-                    _move_point(task_sums, points, weights, np.uint64(row), old, only)
-            continue
-        for q in range(n_candidates):
-            for j in range(4):
-                candidate_rows[q, j] = expanded[candidate_ids[q], j]
-        rows = candidate_rows[:n_candidates]
-        for start in range(cell_start[cell], cell_stop, ASSIGN_TILE):
-            stop = min(start + ASSIGN_TILE, cell_stop)
-            m = stop - start
-            for i in range(m):
-                best_dist[i] = np.inf
-                best_label[i] = 0
-            _nearest_in_tile_rgb(
-                columns[0, start:stop], columns[1, start:stop], columns[2, start:stop], rows,
-                best_dist[:m], best_label[:m],
+    for task in range(first, stop):
+        task_sums = partial_sums[task]
+        level_key[:] = -1  # no candidate list kept from another task
+        changed = 0
+        for cell in range(task_cells[task], task_cells[task + 1]):
+            n_candidates = _cell_candidates(
+                cell_corners[cell], cell_bits, centre_columns, all_ids, level_ids, level_count, level_key
             )
-            for i in range(m):
-                row = np.uint64(start + i)
-                label = candidate_ids[np.uint64(best_label[np.uint64(i)])]
-                old = labels[row]
-                if old != label:
-                    changed += 1
-                    labels[row] = label
-                    _move_point(task_sums, points, weights, row, old, label)
-    return changed
+            candidate_ids = level_ids[n_levels - 1]
+            cell_stop = cell_start[cell + 1]
+            if n_candidates == 1:
+                # One possible centre: no search.
+                only = candidate_ids[0]
+                for row in range(cell_start[cell], cell_stop):
+                    old = labels[row]
+                    if old != only:
+                        changed += 1
+                        labels[row] = only
+                        _move_point(task_sums, points, weights, np.uint64(row), old, only)
+                continue
+            for q in range(n_candidates):
+                for j in range(4):
+                    candidate_rows[q, j] = expanded[candidate_ids[q], j]
+            rows = candidate_rows[:n_candidates]
+            for start in range(cell_start[cell], cell_stop, ASSIGN_TILE):
+                tile_stop = min(start + ASSIGN_TILE, cell_stop)
+                m = tile_stop - start
+                for i in range(m):
+                    best_dist[i] = np.inf
+                    best_label[i] = 0
+                _nearest_in_tile_rgb(
+                    columns[0, start:tile_stop], columns[1, start:tile_stop], columns[2, start:tile_stop], rows,
+                    best_dist[:m], best_label[:m],
+                )
+                for i in range(m):
+                    row = np.uint64(start + i)
+                    label = candidate_ids[np.uint64(best_label[np.uint64(i)])]
+                    old = labels[row]
+                    if old != label:
+                        changed += 1
+                        labels[row] = label
+                        _move_point(task_sums, points, weights, row, old, label)
+        partial_changed[task] = changed
 
 
 @njit(cache=True, nogil=True)
