@@ -108,3 +108,22 @@ def test_results_over_many_blocks_are_identical_for_1_and_4_threads(monkeypatch)
         results[n_threads] = _many_block_results(np.random.default_rng(5))
     for one, four in zip(results[1], results[4]):
         np.testing.assert_array_equal(one, four)  # bit-identical, float sums included
+
+
+def test_a_forked_child_runs_blocks_on_a_pool_of_its_own(four_threads):
+    import os
+    import signal
+
+    def kernel(first, stop, out):
+        for block in range(first, stop):
+            out[block] = block
+
+    _threads.run_blocks(kernel, 8, np.zeros(8, np.int64))  # the parent's pool exists
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child's outcome is its exit code)
+        signal.alarm(30)  # a child waiting on the parent's threads would hang: end it
+        out = np.zeros(8, np.int64)
+        _threads.run_blocks(kernel, 8, out)
+        os._exit(0 if out.tolist() == list(range(8)) else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

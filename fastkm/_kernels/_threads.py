@@ -69,6 +69,16 @@ def _executor():
     return _pool
 
 
+def _forget_pool_in_child():
+    """A forked child has none of the parent's pool threads: it starts a pool of its own."""
+    global _pool, _pool_lock
+    _pool = None
+    _pool_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
 def run_blocks(kernel, n_blocks, *args):
     """``kernel(first, stop, *args)`` over blocks 0..n_blocks-1, one contiguous range of
     blocks per thread (the calling thread takes the first); returns when all are done."""
