@@ -117,19 +117,6 @@ def _expanded_centres(centres):
 
 
 @njit(cache=True, nogil=True)
-def _nearest_in_tile(points, start, m, centres, expanded, columns, dist, best_dist, best_label):
-    """Nearest centre of points[start:start+m] (m <= ASSIGN_TILE) into best_dist/label.
-
-    Converts the uint8 rows into the (d, ASSIGN_TILE) float32 scratch ``columns`` and
-    searches it as a column tile; entries past m hold stale values and mean nothing.
-    """
-    for i in range(m):
-        for j in range(points.shape[1]):
-            columns[j, i] = np.float32(points[start + i, j])
-    _nearest_in_column_tile(columns, np.int64(0), centres, expanded, dist, best_dist, best_label)
-
-
-@njit(cache=True, nogil=True)
 def _nearest_in_column_tile(columns, start, centres, expanded, dist, best_dist, best_label):
     """Nearest centre of the ASSIGN_TILE points starting at ``start`` of float32 columns.
 
@@ -207,7 +194,12 @@ def _assign_tasks(first, stop, points, centres, expanded, labels, min_dist):
         task_end = min((task + 1) * task_size, n_points)
         for start in range(task * task_size, task_end, ASSIGN_TILE):
             m = min(ASSIGN_TILE, task_end - start)
-            _nearest_in_tile(points, start, m, centres, expanded, columns, dist, best_dist, best_label)
+            # The tile's rows as float32 columns (entries past m hold stale values and mean
+            # nothing), searched as a column tile.
+            for i in range(m):
+                for j in range(n_channels):
+                    columns[j, i] = np.float32(points[start + i, j])
+            _nearest_in_column_tile(columns, np.int64(0), centres, expanded, dist, best_dist, best_label)
             for i in range(m):
                 labels[start + i] = best_label[i]
                 min_dist[start + i] = best_dist[i]
