@@ -24,7 +24,6 @@ import threading
 
 import numba
 import numba.core.event
-import numpy as np
 
 # The submodules' kernels are re-exported: callers write _kernels.lloyd_step.
 # ruff: noqa: F401
