@@ -9,7 +9,6 @@ import contextlib
 from dataclasses import dataclass
 from typing import Optional
 
-import numba
 import numpy as np
 
 from . import _kernels
@@ -407,16 +406,11 @@ PROBE_ITER = 5
 SERIAL_BELOW = 32768
 
 
-@contextlib.contextmanager
 def threads_for(n_points):
     """Run the enclosed kernels on one thread when the problem is small."""
-    before = numba.get_num_threads()
     if n_points < SERIAL_BELOW:
-        numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
+        return _kernels.limit_threads(1)
+    return contextlib.nullcontext()
 
 
 def best_of_inits(point_set, n_clusters, rng, *, n_init, max_iter, tol_abs, draw_from=None):

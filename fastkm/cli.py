@@ -1140,6 +1140,12 @@ def run(argv=None):
     # typer versions, the click package in older ones.
     exceptions = sys.modules[typer.BadParameter.__module__]
     no_args_is_help = getattr(exceptions, "NoArgsIsHelpError", ())
+    if argv is None:
+        # The command line's own process (console script, python -m fastkm), which runs
+        # nothing else: numba imports SciPy's BLAS, where SciPy is installed, when it
+        # first loads a kernel (0.2 s of a quantize's start-up), and no fastkm kernel
+        # calls BLAS.  A caller running the command line in its own process keeps SciPy.
+        sys.modules.setdefault("scipy.linalg.cython_blas", None)
     for each in STOP_SIGNALS:
         signal.signal(each, _stop)
     try:

@@ -12,8 +12,6 @@ runs on whatever scheduler dask uses at the time: a ``distributed.Client`` when 
 active, else dask's local threads.
 """
 
-import contextlib
-import threading
 from dataclasses import dataclass, field
 
 import dask
@@ -147,24 +145,6 @@ def _image_array(array):
     return image, grey
 
 
-_kernels_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def _one_chunk_at_a_time_if_needed():
-    """Run a chunk's kernels alone in this process if numba's threading layer is workqueue.
-
-    Dask's threaded scheduler (and a worker with several threads) runs chunks in
-    parallel threads; workqueue aborts the whole process when two threads launch
-    parallel kernels at once.  OpenMP and TBB layers take them, and run unhindered.
-    """
-    if _kernels.threadsafe_layer():
-        yield
-    else:
-        with _kernels_lock:
-            yield
-
-
 def _block_pixels(block):
     """A chunk (h, w, C) uint8 as contiguous pixels (h*w, C)."""
     return np.ascontiguousarray(block).reshape(-1, block.shape[2])
@@ -211,8 +191,7 @@ def _draw_sample(image, sample_size, rng):
 
 def _gather_block(block, indices):
     """Pixels ``indices`` (m,) int64 of a chunk (h, w, C) uint8, as (m, C) uint8."""
-    with _one_chunk_at_a_time_if_needed():
-        return _kernels.gather_rows(_block_pixels(block), indices)
+    return _kernels.gather_rows(_block_pixels(block), indices)
 
 
 def _refine(image, palette, n_colors, passes):
@@ -245,9 +224,8 @@ def _refine(image, palette, n_colors, passes):
 
 def _block_sums(block, palette, n_colors):
     """One chunk's palette_sums, with its distinct colours when it has at most n_colors."""
-    with _one_chunk_at_a_time_if_needed():
-        colours, counts = _kmeans.distinct_colours(_block_pixels(block))
-        sums, cluster_counts, error = _kmeans.palette_sums(colours, counts, palette)
+    colours, counts = _kmeans.distinct_colours(_block_pixels(block))
+    sums, cluster_counts, error = _kmeans.palette_sums(colours, counts, palette)
     return sums, cluster_counts, error, colours if colours.shape[0] <= n_colors else None
 
 
@@ -277,8 +255,7 @@ def _merge_tree(parts, n_colors):
 def _remap_block(block, palette, labels_dtype):
     """Labels (h, w) of a chunk (h, w, C) uint8: its nearest palette entries."""
     pixels = _block_pixels(block)
-    with _one_chunk_at_a_time_if_needed():
-        labels = _kmeans.remap(pixels, _kmeans.map_to_palette(pixels, palette), labels_dtype)
+    labels = _kmeans.remap(pixels, _kmeans.map_to_palette(pixels, palette), labels_dtype)
     return labels.reshape(block.shape[:2])
 
 

@@ -4,10 +4,11 @@ Every kernel takes arrays and scalars only (no objects, no random generator) and
 compiled once, on first use, then cached on disk (``cache=True``).  Randomness is drawn
 by the caller in NumPy and passed in as uniform numbers.
 
-Parallel reductions never accumulate into shared arrays from a ``prange``: each block of
-data (blocks sized by data, never by thread count) writes its own row of partial
-results, and the rows are merged serially in block order.  Results are therefore
-bit-identical for any number of threads.
+Kernels are serial and release the GIL; a pass over many blocks of data (blocks sized by
+data, never by thread count) runs one range of blocks per thread from a small thread
+pool (``_threads.run_blocks``).  Each block writes its own row of partial results, and
+the rows are merged in block order.  Results are therefore bit-identical for any number
+of threads.
 
 One module per pipeline stage, in the order a quantize call runs them: ``histogram``
 (colours and their counts), ``cells`` (the grid that prunes the nearest search),
@@ -23,11 +24,11 @@ import threading
 
 import numba
 import numba.core.event
-import numpy as np
 
 # The submodules' kernels are re-exported: callers write _kernels.lloyd_step.
 # ruff: noqa: F401
 
+from ._threads import limit_threads, thread_count
 from ._common import ASSIGN_TILE, ASSIGN_TILES_PER_TASK, SUM_BLOCK, SEED_BLOCK, PIXEL_BLOCK, BUCKETS_PER_TASK
 from .cells import CELL_SLACK, TOP_CELL_BITS, cell_sort
 from .dither import floyd_steinberg
@@ -83,24 +84,14 @@ def compile_notices(announce):
         _local.announce = None
 
 
-_threadsafe_layer = None  # whether numba's threading layer takes kernels from several threads; None: not known yet
-_layer_lock = threading.Lock()
-
-
 def threadsafe_layer():
-    """Whether parallel kernels may run from several Python threads at once.
+    """Whether kernels may run from several Python threads at once: always.
 
-    numba's OpenMP and TBB threading layers take them; its fallback, workqueue, aborts
-    the whole process when two threads launch parallel kernels at once.  The layer is
-    chosen on the first parallel launch, so this launches a tiny kernel once.
+    Every kernel is a serial ``nogil`` function (several at once when run_blocks hands
+    out blocks to its pool), so nothing depends on numba's threading layer, whose
+    fallback, workqueue, aborts the process when two threads launch parallel kernels.
     """
-    global _threadsafe_layer
-    if _threadsafe_layer is None:
-        with _layer_lock:
-            if _threadsafe_layer is None:
-                gather_rows(np.zeros((1, 1), np.uint8), np.zeros(1, np.int64))  # starts the layer
-                _threadsafe_layer = numba.threading_layer() != "workqueue"
-    return _threadsafe_layer
+    return True
 
 
 def _tolerate_broken_cache(kernel):

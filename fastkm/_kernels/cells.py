@@ -1,9 +1,10 @@
 """The cell grid: colours sorted into Morton-ordered cells, and each cell's candidate centres."""
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ._common import ASSIGN_TILE, PIXEL_BLOCK
+from ._threads import readonly, run_blocks
 
 
 # Squared-distance margin of the cell pruning: a centre is searched when its distance to a
@@ -17,7 +18,6 @@ CELL_SLACK = 0.25
 TOP_CELL_BITS = 2
 
 
-@njit(cache=True, nogil=True, parallel=True)
 def cell_sort(points, weights, cell_bits):
     """Points (n, 3) uint8 and weights (n,) sorted by grid cell (a stable counting sort).
 
@@ -27,44 +27,58 @@ def cell_sort(points, weights, cell_bits):
     point_columns layout (3, n_padded) float32, the cell starts (n_cells + 1,) int64,
     the original index of each sorted point (n,) int64 and sum of weight * |point|^2 as
     float64 (exact for integer weights below 2^53).  Blocks of PIXEL_BLOCK points are
-    counted and scattered in parallel, each into its own slots, so the order is the
-    same for any number of threads.
+    counted and scattered at once, each into its own slots, so the order is the same
+    for any number of threads.
     """
+    points, weights = readonly(points), readonly(weights)
     n_points = points.shape[0]
     shift = 8 - cell_bits
+    # spread[v]: the bits of v's cell coordinate, interleaved for the first channel.
+    coordinate = np.arange(256) >> shift
     spread = np.zeros(256, dtype=np.int64)
-    for v in range(256):
-        g = v >> shift
-        key = 0
-        for t in range(cell_bits - 1, -1, -1):
-            key = (key << 3) | (((g >> t) & 1) << 2)
-        spread[v] = key
+    for t in range(cell_bits):
+        spread |= ((coordinate >> t) & 1) << (3 * t + 2)
     n_cells = 1 << (3 * cell_bits)
     n_blocks = max(1, (n_points + PIXEL_BLOCK - 1) // PIXEL_BLOCK)
     cell_of = np.empty(n_points, dtype=np.int64)
     block_counts = np.zeros((n_blocks, n_cells), dtype=np.int64)
-    for block in prange(n_blocks):
-        for i in range(block * PIXEL_BLOCK, min((block + 1) * PIXEL_BLOCK, n_points)):
-            code = spread[points[i, 0]] | (spread[points[i, 1]] >> 1) | (spread[points[i, 2]] >> 2)
-            cell_of[i] = code
-            block_counts[block, code] += 1
+    run_blocks(_cell_counts, n_blocks, points, spread, cell_of, block_counts)
     # Slots: cell by cell, and within a cell block by block (a stable order).
-    start = np.empty(n_cells + 1, dtype=np.int64)
-    offsets = np.empty((n_blocks, n_cells), dtype=np.int64)
-    position = 0
-    for c in range(n_cells):
-        start[c] = position
-        for block in range(n_blocks):
-            offsets[block, c] = position
-            position += block_counts[block, c]
-    start[n_cells] = position
+    ends = np.cumsum(block_counts.T.ravel()).reshape(n_cells, n_blocks)
+    offsets = np.ascontiguousarray((ends - block_counts.T).T)
+    start = np.append(offsets[0], n_points)
     n_padded = max(1, (n_points + ASSIGN_TILE - 1) // ASSIGN_TILE) * ASSIGN_TILE
     sorted_points = np.empty((n_points, 3), dtype=np.uint8)
     sorted_weights = np.empty(n_points, dtype=weights.dtype)
     columns = np.zeros((3, n_padded), dtype=np.float32)
     order = np.empty(n_points, dtype=np.int64)
     block_norm = np.zeros(n_blocks, dtype=np.float64)
-    for block in prange(n_blocks):
+    run_blocks(_cell_scatter, n_blocks, points, weights, cell_of, offsets, sorted_points, sorted_weights, columns,
+               order, block_norm)
+    norm_total = 0.0
+    for block in range(n_blocks):
+        norm_total += float(block_norm[block])
+    return sorted_points, sorted_weights, columns, start, order, norm_total
+
+
+@njit(cache=True, nogil=True)
+def _cell_counts(first, stop, points, spread, cell_of, block_counts):
+    """Each point's cell, and the points per cell of each block first..stop-1."""
+    n_points = points.shape[0]
+    for block in range(first, stop):
+        for i in range(block * PIXEL_BLOCK, min((block + 1) * PIXEL_BLOCK, n_points)):
+            code = spread[points[i, 0]] | (spread[points[i, 1]] >> 1) | (spread[points[i, 2]] >> 2)
+            cell_of[i] = code
+            block_counts[block, code] += 1
+
+
+@njit(cache=True, nogil=True)
+def _cell_scatter(first, stop, points, weights, cell_of, offsets, sorted_points, sorted_weights, columns, order,
+                  block_norm):
+    """Move the points of blocks first..stop-1 to their slots; each block's sum of
+    weight * |point|^2 into block_norm."""
+    n_points = points.shape[0]
+    for block in range(first, stop):
         cursor = offsets[block].copy()
         norm_sum = 0.0
         for i in range(block * PIXEL_BLOCK, min((block + 1) * PIXEL_BLOCK, n_points)):
@@ -82,10 +96,6 @@ def cell_sort(points, weights, cell_bits):
                 norm += np.int64(v) * np.int64(v)
             norm_sum += np.float64(w) * np.float64(norm)
         block_norm[block] = norm_sum
-    norm_total = 0.0
-    for block in range(n_blocks):
-        norm_total += block_norm[block]
-    return sorted_points, sorted_weights, columns, start, order, norm_total
 
 
 @njit(cache=True, nogil=True)

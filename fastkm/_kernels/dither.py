@@ -1,9 +1,11 @@
 """Selective Floyd-Steinberg error diffusion onto a palette, in parallel strips."""
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-# Rows of one strip: strips are dithered in parallel, each from zero error WARMUP_ROWS
+from ._threads import readonly, run_blocks
+
+# Rows of one strip: strips are dithered at once (one range of strips per thread), each from zero error WARMUP_ROWS
 # rows above its first (whose labels it does not write), so the seam between strips
 # does not show.  Fixed sizes: the labels are the same for any number of threads.
 STRIP_ROWS = 64
@@ -51,7 +53,7 @@ def _nearest_from(target, palette, guess, neighbours, neighbour_gaps, guess_radi
     (triangle inequality), and so are all after it.  When g's list ends before that
     test stops the search, every entry is tried.
     """
-    best_dist = _squared_distance(target, palette, guess)
+    best_dist = _squared_distance(target, palette, np.int64(guess))  # one signature for any index type
     if best_dist < guess_radius[guess]:
         return guess
     best = guess
@@ -62,7 +64,7 @@ def _nearest_from(target, palette, guess, neighbours, neighbour_gaps, guess_radi
         if neighbour_gaps[guess, r] > bound:
             return best
         c = neighbours[guess, r]
-        dist = _squared_distance(target, palette, c)
+        dist = _squared_distance(target, palette, np.int64(c))
         if dist < best_dist or (dist == best_dist and c < best):
             best_dist = dist
             best = c
@@ -72,7 +74,6 @@ def _nearest_from(target, palette, guess, neighbours, neighbour_gaps, guess_radi
     return _nearest_entry(target, palette)
 
 
-@njit(cache=True, nogil=True, parallel=True)
 def floyd_steinberg(
     points, width, palette, level, strength_map, max_error, skip, guesses, neighbours, neighbour_gaps, guess_radius,
     labels,
@@ -105,16 +106,28 @@ def floyd_steinberg(
     to the unvisited neighbours: 7/16 ahead, 3/16 behind below, 5/16 below, 1/16
     ahead below.  Rows alternate direction by their index in the image.
     """
+    points, palette, strength_map, skip, guesses = (
+        readonly(points), readonly(palette), readonly(strength_map), readonly(skip), readonly(guesses)
+    )
+    neighbours, neighbour_gaps, guess_radius = readonly(neighbours), readonly(neighbour_gaps), readonly(guess_radius)
+    n_strips = (points.shape[0] // width + STRIP_ROWS - 1) // STRIP_ROWS
+    run_blocks(_dither_strips, n_strips, points, width, palette, level, strength_map, max_error, skip, guesses,
+               neighbours, neighbour_gaps, guess_radius, labels)
+
+
+@njit(cache=True, nogil=True)
+def _dither_strips(first_strip, stop_strip, points, width, palette, level, strength_map, max_error, skip, guesses,
+                   neighbours, neighbour_gaps, guess_radius, labels):
+    """floyd_steinberg on strips first_strip..stop_strip-1."""
     n_points, n_channels = points.shape
     height = n_points // width
-    n_strips = (height + STRIP_ROWS - 1) // STRIP_ROWS
     use_map = strength_map.shape[0] > 0
     use_skip = skip.shape[0] > 0
     full = np.float32(level)
     map_scale = np.float32(level) / np.float32(255.0)
     low = -GAMUT_SLACK
     high = np.float32(255.0) + GAMUT_SLACK
-    for strip in prange(n_strips):
+    for strip in range(first_strip, stop_strip):
         first = strip * STRIP_ROWS
         error_row = np.zeros((width + 2, n_channels), dtype=np.float32)
         error_below = np.zeros((width + 2, n_channels), dtype=np.float32)

@@ -1,9 +1,10 @@
 """Colour histogram of the pixels (a bucket sort by first channel) and pixel sampling."""
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ._common import PIXEL_BLOCK, BUCKETS_PER_TASK
+from ._threads import readonly, run_blocks
 
 
 @njit(cache=True, nogil=True)
@@ -14,7 +15,6 @@ def _pack_key(pixels, i):
     return key
 
 
-@njit(cache=True, nogil=True)
 def colour_histogram(pixels):
     """Distinct colours (u, d) uint8 of pixels (n, d) uint8 and their pixel counts (u,)
     int64: weighted_colour_histogram without weights."""
@@ -22,7 +22,6 @@ def colour_histogram(pixels):
     return colours, counts
 
 
-@njit(cache=True, nogil=True, parallel=True)
 def weighted_colour_histogram(pixels, weights):
     """Distinct colours of an image, how many pixels hold each and their summed weights.
 
@@ -34,55 +33,80 @@ def weighted_colour_histogram(pixels, weights):
              integers, so exact in any order)
 
     Colours are packed into keys of 8*d bits.  The top 8 bits pick one of 256 buckets:
-    pixels are scattered into bucket order (block-wise counts and a serial prefix sum, so
-    no two blocks write the same place), then every bucket is counted in its own small
+    pixels are scattered into bucket order (block-wise counts and a prefix sum, so no
+    two blocks write the same place), then every bucket is counted in its own small
     table.  Memory beyond the input is 2 bytes per pixel (3 with weights), not a 2^24
     table per thread.
     """
+    pixels = readonly(pixels)
+    weights = readonly(weights)
     n_pixels, n_channels = pixels.shape
     weighted = weights.shape[0] > 0
-    low_bits = 8 * n_channels - 8
-    low_mask = np.uint32((1 << low_bits) - 1)
-    table_size = 1 << low_bits
     n_blocks = max(1, (n_pixels + PIXEL_BLOCK - 1) // PIXEL_BLOCK)
-
     block_bucket_counts = np.zeros((n_blocks, 256), dtype=np.int64)
-    for block in prange(n_blocks):
-        # Four interleaved tallies: neighbouring pixels often share a first channel, and
-        # one tally would make each count wait for the previous store (12 MP photo:
-        # 9 -> 5 ms).
-        tallies = np.zeros((4, 256), dtype=np.int64)
-        start = block * PIXEL_BLOCK
-        stop = min(start + PIXEL_BLOCK, n_pixels)
-        i = start
-        while i + 4 <= stop:
-            for lane in range(4):
-                tallies[lane, pixels[np.uint64(i + lane), np.uint64(0)]] += 1
-            i += 4
-        for i in range(i, stop):
-            tallies[0, pixels[np.uint64(i), np.uint64(0)]] += 1
-        for lane in range(4):
-            for bucket in range(256):
-                block_bucket_counts[block, bucket] += tallies[lane, bucket]
-    # offsets[block, bucket]: where this block's pixels of this bucket go.
-    offsets = np.empty((n_blocks, 256), dtype=np.int64)
-    bucket_start = np.empty(257, dtype=np.int64)
-    position = 0
-    for bucket in range(256):
-        bucket_start[bucket] = position
-        for block in range(n_blocks):
-            offsets[block, bucket] = position
-            position += block_bucket_counts[block, bucket]
-    bucket_start[256] = position
+    run_blocks(_bucket_tallies, n_blocks, pixels, block_bucket_counts)
+    # offsets[block, bucket]: where this block's pixels of this bucket go (bucket by
+    # bucket, and within a bucket block by block).
+    ends = np.cumsum(block_bucket_counts.T.ravel()).reshape(256, n_blocks)
+    offsets = np.ascontiguousarray((ends - block_bucket_counts.T).T)
+    bucket_start = np.append(offsets[0], n_pixels)
 
     # The low key has at most 16 bits (d <= 3): 2 bytes per pixel.
     low_keys = np.empty(n_pixels, dtype=np.uint16)
     # Each pixel's weight goes where its key goes.
     sorted_weights = np.empty(n_pixels if weighted else 0, dtype=np.uint8)
-    for block in prange(n_blocks):
+    run_blocks(_scatter_keys, n_blocks, pixels, weights, offsets, low_keys, sorted_weights)
+
+    bucket_counts = np.empty(n_pixels, dtype=np.uint32)
+    bucket_weights = np.empty(n_pixels if weighted else 0, dtype=np.int64)
+    n_distinct = np.zeros(256, dtype=np.int64)
+    run_blocks(_count_buckets, 256 // BUCKETS_PER_TASK, n_channels, low_keys, sorted_weights, bucket_start,
+               bucket_counts, bucket_weights, n_distinct)
+
+    out_start = np.cumsum(n_distinct) - n_distinct
+    n_colours = int(n_distinct.sum())
+    colours = np.empty((n_colours, n_channels), dtype=np.uint8)
+    counts = np.empty(n_colours, dtype=np.int64)
+    weight_sums = np.empty(n_colours if weighted else 0, dtype=np.int64)
+    run_blocks(_write_colours, 256, low_keys, bucket_start, n_distinct, out_start, bucket_counts, bucket_weights,
+               colours, counts, weight_sums)
+    return colours, counts, weight_sums
+
+
+@njit(cache=True, nogil=True)
+def _bucket_tallies(first, stop, pixels, block_bucket_counts):
+    """Pixels per bucket (first channel) of each block first..stop-1 of PIXEL_BLOCK."""
+    n_pixels = pixels.shape[0]
+    # Four interleaved tallies: neighbouring pixels often share a first channel, and one
+    # tally would make each count wait for the previous store (12 MP photo: 9 -> 5 ms).
+    tallies = np.zeros((4, 256), dtype=np.int64)
+    for block in range(first, stop):
+        tallies[:] = 0
+        start = block * PIXEL_BLOCK
+        end = min(start + PIXEL_BLOCK, n_pixels)
+        i = start
+        while i + 4 <= end:
+            for lane in range(4):
+                tallies[lane, pixels[np.uint64(i + lane), np.uint64(0)]] += 1
+            i += 4
+        for i in range(i, end):
+            tallies[0, pixels[np.uint64(i), np.uint64(0)]] += 1
+        for lane in range(4):
+            for bucket in range(256):
+                block_bucket_counts[block, bucket] += tallies[lane, bucket]
+
+
+@njit(cache=True, nogil=True)
+def _scatter_keys(first, stop, pixels, weights, offsets, low_keys, sorted_weights):
+    """Scatter the low keys (and weights) of blocks first..stop-1 into bucket order."""
+    n_pixels, n_channels = pixels.shape
+    weighted = weights.shape[0] > 0
+    low_mask = np.uint32((1 << (8 * n_channels - 8)) - 1)
+    for block in range(first, stop):
         cursor = offsets[block].astype(np.uint64)
+        end = min((block + 1) * PIXEL_BLOCK, n_pixels)
         if weighted:
-            for i in range(block * PIXEL_BLOCK, min((block + 1) * PIXEL_BLOCK, n_pixels)):
+            for i in range(block * PIXEL_BLOCK, end):
                 bucket = pixels[i, 0]
                 low_keys[cursor[bucket]] = np.uint16(_pack_key(pixels, i) & low_mask)
                 sorted_weights[cursor[bucket]] = weights[i]
@@ -90,7 +114,7 @@ def weighted_colour_histogram(pixels, weights):
         elif n_channels == 3:
             # Unsigned indices and the low key read straight from channels 1 and 2: no
             # negative-index checks in the scatter (12 MP photo: 76 -> 59 ms in all).
-            for i in range(block * PIXEL_BLOCK, min((block + 1) * PIXEL_BLOCK, n_pixels)):
+            for i in range(block * PIXEL_BLOCK, end):
                 row = np.uint64(i)
                 bucket = np.uint64(pixels[row, np.uint64(0)])
                 position = cursor[bucket]
@@ -99,31 +123,36 @@ def weighted_colour_histogram(pixels, weights):
                 )
                 cursor[bucket] = position + np.uint64(1)
         else:
-            for i in range(block * PIXEL_BLOCK, min((block + 1) * PIXEL_BLOCK, n_pixels)):
+            for i in range(block * PIXEL_BLOCK, end):
                 bucket = pixels[i, 0]
                 low_keys[cursor[bucket]] = np.uint16(_pack_key(pixels, i) & low_mask)
                 cursor[bucket] += np.uint64(1)
 
-    # Count each bucket in a small table: groups of buckets share one table per task, and
-    # the table is cleared as its entries are read out, so it is zeroed only once.  A
-    # bucket's distinct keys (in order of first appearance) are written back over the
-    # front of its own slice of low_keys as they are first met (never past the key being
-    # read), their counts into bucket_counts.  Only the first n_distinct entries of each
-    # bucket's slice are written, so only about 4 bytes per distinct colour of this
-    # array are ever touched.
-    bucket_counts = np.empty(n_pixels, dtype=np.uint32)
-    bucket_weights = np.empty(n_pixels if weighted else 0, dtype=np.int64)
-    n_distinct = np.zeros(256, dtype=np.int64)
-    for group in prange(256 // BUCKETS_PER_TASK):
-        table = np.zeros(table_size, dtype=np.uint32)
-        weight_table = np.zeros(table_size if weighted else 0, dtype=np.int64)
-        # Strided groups: neighbouring buckets (similar first channel) are often all
-        # heavy or all empty, so spreading them over tasks balances the threads.
-        for bucket in range(group, 256, 256 // BUCKETS_PER_TASK):
+
+@njit(cache=True, nogil=True)
+def _count_buckets(first, stop, n_channels, low_keys, sorted_weights, bucket_start, bucket_counts, bucket_weights,
+                   n_distinct):
+    """Count the buckets of groups first..stop-1, each in a small table.
+
+    Group g holds buckets g, g + G, g + 2G, ... (G groups): neighbouring buckets
+    (similar first channel) are often all heavy or all empty, so strided groups balance
+    the threads.  The table is cleared as its entries are read out, so it is zeroed only
+    once.  A bucket's distinct keys (in order of first appearance) are written back over
+    the front of its own slice of low_keys as they are first met (never past the key
+    being read), their counts into bucket_counts.  Only the first n_distinct entries of
+    each bucket's slice are written, so only about 4 bytes per distinct colour of this
+    array are ever touched.
+    """
+    weighted = sorted_weights.shape[0] > 0
+    table_size = 1 << (8 * n_channels - 8)
+    table = np.zeros(table_size, dtype=np.uint32)
+    weight_table = np.zeros(table_size if weighted else 0, dtype=np.int64)
+    n_groups = 256 // BUCKETS_PER_TASK
+    for group in range(first, stop):
+        for bucket in range(group, 256, n_groups):
             start = bucket_start[bucket]
-            stop = bucket_start[bucket + 1]
             end = start  # one past the last distinct key found
-            for i in range(start, stop):
+            for i in range(start, bucket_start[bucket + 1]):
                 key = np.uint64(low_keys[np.uint64(i)])
                 count = table[key]
                 if count == 0:
@@ -141,18 +170,15 @@ def weighted_colour_histogram(pixels, weights):
                     weight_table[key] = 0
             n_distinct[bucket] = end - start
 
-    n_colours = 0
-    for bucket in range(256):
-        n_colours += n_distinct[bucket]
-    colours = np.empty((n_colours, n_channels), dtype=np.uint8)
-    counts = np.empty(n_colours, dtype=np.int64)
-    weight_sums = np.empty(n_colours if weighted else 0, dtype=np.int64)
-    out_start = np.empty(256, dtype=np.int64)
-    position = 0
-    for bucket in range(256):
-        out_start[bucket] = position
-        position += n_distinct[bucket]
-    for bucket in prange(256):
+
+@njit(cache=True, nogil=True)
+def _write_colours(first, stop, low_keys, bucket_start, n_distinct, out_start, bucket_counts, bucket_weights,
+                   colours, counts, weight_sums):
+    """Unpack the distinct keys of buckets first..stop-1 into colours and counts."""
+    n_channels = colours.shape[1]
+    weighted = weight_sums.shape[0] > 0
+    low_bits = 8 * n_channels - 8
+    for bucket in range(first, stop):
         start = bucket_start[bucket]
         for u in range(n_distinct[bucket]):
             out = out_start[bucket] + u
@@ -163,23 +189,27 @@ def weighted_colour_histogram(pixels, weights):
             counts[out] = np.int64(bucket_counts[start + u])
             if weighted:
                 weight_sums[out] = bucket_weights[start + u]
-    return colours, counts, weight_sums
 
 
-@njit(cache=True, nogil=True, parallel=True)
 def gather_rows(pixels, indices):
     """pixels[indices] for pixels (n, d) uint8 and indices (m,) int64: (m, d) uint8.
 
     NumPy's fancy indexing of 3-byte rows runs at ~100 ns a row; this is the same
-    gather as a flat parallel loop.
+    gather as a flat loop over blocks of rows.
     """
+    pixels = readonly(pixels)
+    indices = readonly(indices)
+    out = np.empty((indices.shape[0], pixels.shape[1]), dtype=np.uint8)
+    run_blocks(_gather_blocks, max(1, (indices.shape[0] + PIXEL_BLOCK - 1) // PIXEL_BLOCK), pixels, indices, out)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _gather_blocks(first, stop, pixels, indices, out):
     n_rows = indices.shape[0]
     n_channels = pixels.shape[1]
-    out = np.empty((n_rows, n_channels), dtype=np.uint8)
-    n_blocks = max(1, (n_rows + PIXEL_BLOCK - 1) // PIXEL_BLOCK)
-    for block in prange(n_blocks):
+    for block in range(first, stop):
         for i in range(block * PIXEL_BLOCK, min((block + 1) * PIXEL_BLOCK, n_rows)):
             row = np.uint64(indices[i])
             for j in range(n_channels):
                 out[i, j] = pixels[row, np.uint64(j)]
-    return out

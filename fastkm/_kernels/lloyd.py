@@ -1,14 +1,14 @@
 """Lloyd iterations: assignment and centroid sums, plain and over the cell grid."""
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ._common import ASSIGN_TILE, ASSIGN_TILES_PER_TASK
+from ._threads import readonly, run_blocks
 from .cells import TOP_CELL_BITS, _cell_candidates
 from .nearest import _expanded_centres, _nearest_in_column_tile, _nearest_in_tile_rgb
 
 
-@njit(cache=True, nogil=True, parallel=True)
 def lloyd_step(columns, points, weights, centres, labels, min_dist, sums, counts):
     """One Lloyd iteration: assign every point, then sum the clusters (one pass).
 
@@ -23,22 +23,37 @@ def lloyd_step(columns, points, weights, centres, labels, min_dist, sums, counts
     returns  number of points whose label changed
 
     Each task of ASSIGN_TILE * ASSIGN_TILES_PER_TASK points (a fixed, data-sized block)
-    keeps private partial sums, merged serially in task order: the same bits for any
+    keeps private partial sums, merged in task order: the same bits for any
     number of threads.
     """
     n_points, n_channels = points.shape
-    n_centres = centres.shape[0]
-    expanded = _expanded_centres(centres)
+    centres = readonly(centres)
     task_size = ASSIGN_TILE * ASSIGN_TILES_PER_TASK
     n_tasks = max(1, (n_points + task_size - 1) // task_size)
     # Per task and cluster: the channel sums, then the count, side by side in one row.
-    partial_sums = np.zeros((n_tasks, n_centres, n_channels + 1), dtype=sums.dtype)
+    partial_sums = np.zeros((n_tasks, centres.shape[0], n_channels + 1), dtype=sums.dtype)
     partial_changed = np.zeros(n_tasks, dtype=np.int64)
+    run_blocks(_lloyd_tasks, n_tasks, columns, readonly(points), readonly(weights), centres,
+               _expanded_centres(centres), labels, min_dist, partial_sums, partial_changed)
+    sums[:] = 0
+    counts[:] = 0
+    for task in range(n_tasks):
+        counts += partial_sums[task, :, n_channels]
+        sums += partial_sums[task, :, :n_channels]
+    return int(partial_changed.sum())
+
+
+@njit(cache=True, nogil=True)
+def _lloyd_tasks(first, stop, columns, points, weights, centres, expanded, labels, min_dist, partial_sums,
+                 partial_changed):
+    """lloyd_step's tasks first..stop-1, each into its own row of the partials."""
+    n_points, n_channels = points.shape
+    task_size = ASSIGN_TILE * ASSIGN_TILES_PER_TASK
     count_column = np.uint64(n_channels)
-    for task in prange(n_tasks):
-        best_dist = np.empty(ASSIGN_TILE, dtype=np.float32)
-        best_label = np.empty(ASSIGN_TILE, dtype=np.int32)
-        dist = np.empty(ASSIGN_TILE, dtype=np.float32)
+    best_dist = np.empty(ASSIGN_TILE, dtype=np.float32)
+    best_label = np.empty(ASSIGN_TILE, dtype=np.int32)
+    dist = np.empty(ASSIGN_TILE, dtype=np.float32)
+    for task in range(first, stop):
         task_sums = partial_sums[task]
         changed = 0
         task_end = min((task + 1) * task_size, n_points)
@@ -72,19 +87,8 @@ def lloyd_step(columns, points, weights, centres, labels, min_dist, sums, counts
                         task_sums[label, np.uint64(j)] += w * points[row, np.uint64(j)]
                     task_sums[label, count_column] += w
         partial_changed[task] = changed
-    sums[:] = 0
-    counts[:] = 0
-    n_changed = 0
-    for task in range(n_tasks):
-        n_changed += partial_changed[task]
-        for c in range(n_centres):
-            counts[c] += partial_sums[task, c, n_channels]
-            for j in range(n_channels):
-                sums[c, j] += partial_sums[task, c, j]
-    return n_changed
 
 
-@njit(cache=True, nogil=True, parallel=True)
 def cell_lloyd_step(columns, points, weights, cell_corners, cell_start, task_cells, cell_bits, centres, labels,
                     sum_changes, count_changes):
     """A Lloyd assignment of 3-channel points sorted by grid cell (cell_sort), in which each
@@ -110,85 +114,81 @@ def cell_lloyd_step(columns, points, weights, cell_corners, cell_start, task_cel
     are those of a full search.  Starting from labels -1 the changes are the full sums.
     Partial changes per task are merged in task order: with int64 weights they are exact.
     """
-    n_centres = centres.shape[0]
+    centres = readonly(centres)
     expanded = _expanded_centres(centres)
-    centre_columns = np.ascontiguousarray(centres.T)
+    centre_columns = readonly(np.ascontiguousarray(centres.T))
     n_tasks = task_cells.shape[0] - 1
-    partial_sums = np.zeros((n_tasks, n_centres, 4), dtype=sum_changes.dtype)
+    partial_sums = np.zeros((n_tasks, centres.shape[0], 4), dtype=sum_changes.dtype)
     partial_changed = np.zeros(n_tasks, dtype=np.int64)
-    # The task's work is a serial kernel of its own: numba's parallel passes then see a
-    # one-line loop (the kernel compiles in half the time) and the code is the same.
-    for task in prange(n_tasks):
-        partial_changed[task] = _cell_lloyd_task(
-            task_cells[task], task_cells[task + 1], columns, points, weights, cell_corners, cell_start, cell_bits,
-            expanded, centre_columns, labels, partial_sums[task],
-        )
+    run_blocks(_cell_lloyd_tasks, n_tasks, readonly(task_cells), columns, readonly(points),
+               readonly(weights), readonly(cell_corners), readonly(cell_start), cell_bits, expanded, centre_columns,
+               labels, partial_sums, partial_changed)
     sum_changes[:] = 0
     count_changes[:] = 0
-    n_changed = 0
     for task in range(n_tasks):
-        n_changed += partial_changed[task]
-        for c in range(n_centres):
-            count_changes[c] += partial_sums[task, c, 3]
-            for j in range(3):
-                sum_changes[c, j] += partial_sums[task, c, j]
-    return n_changed
+        sum_changes += partial_sums[task, :, :3]
+        count_changes += partial_sums[task, :, 3]
+    return int(partial_changed.sum())
 
 
 @njit(cache=True, nogil=True)
-def _cell_lloyd_task(first_cell, stop_cell, columns, points, weights, cell_corners, cell_start, cell_bits, expanded,
-                     centre_columns, labels, task_sums):
-    """cell_lloyd_step's work on cells first_cell:stop_cell: labels, and changes of the
-    sums into task_sums (k, 4); returns the number of points whose label changed."""
+def _cell_lloyd_tasks(first, stop, task_cells, columns, points, weights, cell_corners, cell_start, cell_bits,
+                      expanded, centre_columns, labels, partial_sums, partial_changed):
+    """cell_lloyd_step's tasks first..stop-1: task t labels the points of cells
+    task_cells[t]:task_cells[t+1], writes the changes of the sums into partial_sums[t]
+    (k, 4) and the number of points whose label changed into partial_changed[t]."""
     n_centres = centre_columns.shape[1]
     n_levels = cell_bits - TOP_CELL_BITS + 1
     all_ids = np.arange(n_centres).astype(np.int32)
     level_ids = np.empty((n_levels, n_centres), dtype=np.int32)
     level_count = np.zeros(n_levels, dtype=np.int64)
-    level_key = np.full(n_levels, -1, dtype=np.int64)
+    level_key = np.empty(n_levels, dtype=np.int64)
     candidate_rows = np.zeros((n_centres, 5), dtype=np.float32)
     best_dist = np.empty(ASSIGN_TILE, dtype=np.float32)
     best_label = np.empty(ASSIGN_TILE, dtype=np.int32)
-    changed = 0
-    for cell in range(first_cell, stop_cell):
-        n_candidates = _cell_candidates(
-            cell_corners[cell], cell_bits, centre_columns, all_ids, level_ids, level_count, level_key
-        )
-        candidate_ids = level_ids[n_levels - 1]
-        cell_stop = cell_start[cell + 1]
-        if n_candidates == 1:
-            # One possible centre: no search.
-            only = candidate_ids[0]
-            for row in range(cell_start[cell], cell_stop):
-                old = labels[row]
-                if old != only:
-                    changed += 1
-                    labels[row] = only
-                    _move_point(task_sums, points, weights, row, old, only)
-            continue
-        for q in range(n_candidates):
-            for j in range(4):
-                candidate_rows[q, j] = expanded[candidate_ids[q], j]
-        rows = candidate_rows[:n_candidates]
-        for start in range(cell_start[cell], cell_stop, ASSIGN_TILE):
-            stop = min(start + ASSIGN_TILE, cell_stop)
-            m = stop - start
-            for i in range(m):
-                best_dist[i] = np.inf
-                best_label[i] = 0
-            _nearest_in_tile_rgb(
-                columns[0, start:stop], columns[1, start:stop], columns[2, start:stop], rows,
-                best_dist[:m], best_label[:m],
+    for task in range(first, stop):
+        task_sums = partial_sums[task]
+        level_key[:] = -1  # no candidate list kept from another task
+        changed = 0
+        for cell in range(task_cells[task], task_cells[task + 1]):
+            n_candidates = _cell_candidates(
+                cell_corners[cell], cell_bits, centre_columns, all_ids, level_ids, level_count, level_key
             )
-            for i in range(m):
-                row = np.uint64(start + i)
-                label = candidate_ids[np.uint64(best_label[np.uint64(i)])]
-                old = labels[row]
-                if old != label:
-                    changed += 1
-                    labels[row] = label
-                    _move_point(task_sums, points, weights, row, old, label)
-    return changed
+            candidate_ids = level_ids[n_levels - 1]
+            cell_stop = cell_start[cell + 1]
+            if n_candidates == 1:
+                # One possible centre: no search.
+                only = candidate_ids[0]
+                for row in range(cell_start[cell], cell_stop):
+                    old = labels[row]
+                    if old != only:
+                        changed += 1
+                        labels[row] = only
+                        _move_point(task_sums, points, weights, np.uint64(row), old, only)
+                continue
+            for q in range(n_candidates):
+                for j in range(4):
+                    candidate_rows[q, j] = expanded[candidate_ids[q], j]
+            rows = candidate_rows[:n_candidates]
+            for start in range(cell_start[cell], cell_stop, ASSIGN_TILE):
+                tile_stop = min(start + ASSIGN_TILE, cell_stop)
+                m = tile_stop - start
+                for i in range(m):
+                    best_dist[i] = np.inf
+                    best_label[i] = 0
+                _nearest_in_tile_rgb(
+                    columns[0, start:tile_stop], columns[1, start:tile_stop], columns[2, start:tile_stop], rows,
+                    best_dist[:m], best_label[:m],
+                )
+                for i in range(m):
+                    row = np.uint64(start + i)
+                    label = candidate_ids[np.uint64(best_label[np.uint64(i)])]
+                    old = labels[row]
+                    if old != label:
+                        changed += 1
+                        labels[row] = label
+                        _move_point(task_sums, points, weights, row, old, label)
+        partial_changed[task] = changed
 
 
 @njit(cache=True, nogil=True)

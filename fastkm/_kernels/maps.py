@@ -1,12 +1,14 @@
 """Per-pixel maps of an image: how visible quantization error is at each pixel (the
 importance map that weights the fit) and where dithering removes banding (the dither map).
 
-Every map is a pure function of a pixel's neighbourhood: rows are processed in parallel
+Every map is a pure function of a pixel's neighbourhood: row tasks run at once
 and nothing is summed, so the maps are the same for any number of threads.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from ._threads import readonly, run_blocks
 
 # Rows per parallel task of the map passes.
 MAP_ROWS = 16
@@ -24,7 +26,6 @@ def _pixel_contrast(pixels, left, centre, right, above, below):
     return h + v
 
 
-@njit(cache=True, nogil=True, parallel=True)
 def contrast_map(pixels, width, importance_of_contrast, importance):
     """Importance of every pixel from its local contrast.
 
@@ -38,9 +39,17 @@ def contrast_map(pixels, width, importance_of_contrast, importance):
     gradients (where banding shows), high in busy texture (where error hides).  It is
     twice liq's max(edge - |h - v| / 2, min(h, v)), which is (h + v) / 2 for any h, v.
     """
+    pixels = readonly(pixels)
+    importance_of_contrast = readonly(importance_of_contrast)
+    n_tasks = (pixels.shape[0] // width + MAP_ROWS - 1) // MAP_ROWS
+    run_blocks(_contrast_map_rows, n_tasks, pixels, width, importance_of_contrast, importance)
+
+
+@njit(cache=True, nogil=True)
+def _contrast_map_rows(first, stop, pixels, width, importance_of_contrast, importance):
+    """contrast_map on the row tasks first..stop-1 (MAP_ROWS rows each)."""
     height = pixels.shape[0] // width
-    n_tasks = (height + MAP_ROWS - 1) // MAP_ROWS
-    for task in prange(n_tasks):
+    for task in range(first, stop):
         for y in range(task * MAP_ROWS, min((task + 1) * MAP_ROWS, height)):
             row = y * width
             up = (max(y - 1, 0) - y) * width  # offsets of the rows above and below
@@ -65,16 +74,22 @@ def _cross_extreme(source, left, centre, right, above, below, take_max):
     return max(max(a, b), source[centre]) if take_max else min(min(a, b), source[centre])
 
 
-@njit(cache=True, nogil=True, parallel=True)
 def cross_filter(source, width, take_max, out):
     """The largest (take_max) or smallest value of each pixel's 5-pixel cross: itself
     and its 4 neighbours (a pixel beyond the border repeats the border).
 
     source IN (n,) uint8, an image n / width rows high; out OUT (n,) uint8, not source
     """
+    source = readonly(source)
+    n_tasks = (source.shape[0] // width + MAP_ROWS - 1) // MAP_ROWS
+    run_blocks(_cross_filter_rows, n_tasks, source, width, take_max, out)
+
+
+@njit(cache=True, nogil=True)
+def _cross_filter_rows(first, stop, source, width, take_max, out):
+    """cross_filter on the row tasks first..stop-1 (MAP_ROWS rows each)."""
     height = source.shape[0] // width
-    n_tasks = (height + MAP_ROWS - 1) // MAP_ROWS
-    for task in prange(n_tasks):
+    for task in range(first, stop):
         for y in range(task * MAP_ROWS, min((task + 1) * MAP_ROWS, height)):
             row = y * width
             up = (max(y - 1, 0) - y) * width
@@ -92,7 +107,6 @@ def cross_filter(source, width, take_max, out):
                 out[last] = _cross_extreme(source, last - 1, last, last, last + up, last + down, take_max)
 
 
-@njit(cache=True, nogil=True, parallel=True)
 def dither_map(labels, width, importance, strength_of_agreement, strength):
     """How strongly to dither every pixel, from an undithered remap.
 
@@ -110,11 +124,20 @@ def dither_map(labels, width, importance, strength_of_agreement, strength):
     pixels, edges and texture score low.  The strength of the score is then scaled by
     (importance + 128) / 383, a third less in texture.
     """
+    labels = readonly(labels)
+    importance = readonly(importance)
+    strength_of_agreement = readonly(strength_of_agreement)
+    n_tasks = (labels.shape[0] // width + MAP_ROWS - 1) // MAP_ROWS
+    run_blocks(_dither_map_rows, n_tasks, labels, width, importance, strength_of_agreement, strength)
+
+
+@njit(cache=True, nogil=True)
+def _dither_map_rows(first, stop, labels, width, importance, strength_of_agreement, strength):
+    """dither_map on the row tasks first..stop-1 (MAP_ROWS rows each)."""
     height = labels.shape[0] // width
-    n_tasks = (height + MAP_ROWS - 1) // MAP_ROWS
     last = strength_of_agreement.shape[0] - 1
     use_importance = importance.shape[0] > 0
-    for task in prange(n_tasks):
+    for task in range(first, stop):
         for y in range(task * MAP_ROWS, min((task + 1) * MAP_ROWS, height)):
             row = y * width
             start = 0

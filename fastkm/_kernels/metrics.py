@@ -1,12 +1,12 @@
 """Quality figures computed over every pixel (mean OKLab distance)."""
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ._common import SUM_BLOCK
+from ._threads import readonly, run_blocks
 
 
-@njit(cache=True, nogil=True, parallel=True)
 def oklab_distance_sum(pixels, labels, srgb_to_linear, rgb_to_lms, lms_to_lab, palette_lab):
     """Sum over pixels of the OKLab distance between each pixel and its palette entry.
 
@@ -16,12 +16,24 @@ def oklab_distance_sum(pixels, labels, srgb_to_linear, rgb_to_lms, lms_to_lab, p
     palette_lab   IN (m, 3) float64, OKLab of the palette
     Sums per fixed block, merged in order: the same result for any number of threads.
     """
-    n_points, n_channels = pixels.shape
-    n_blocks = max(1, (n_points + SUM_BLOCK - 1) // SUM_BLOCK)
+    pixels, labels = readonly(pixels), readonly(labels)
+    n_blocks = max(1, (pixels.shape[0] + SUM_BLOCK - 1) // SUM_BLOCK)
     partial = np.zeros(n_blocks, dtype=np.float64)
-    for block in prange(n_blocks):
-        linear = np.empty(3, dtype=np.float64)
-        cone = np.empty(3, dtype=np.float64)
+    run_blocks(_oklab_blocks, n_blocks, pixels, labels, readonly(srgb_to_linear), readonly(rgb_to_lms),
+               readonly(lms_to_lab), readonly(palette_lab), partial)
+    total = 0.0
+    for block in range(n_blocks):
+        total += float(partial[block])
+    return total
+
+
+@njit(cache=True, nogil=True)
+def _oklab_blocks(first, stop, pixels, labels, srgb_to_linear, rgb_to_lms, lms_to_lab, palette_lab, partial):
+    """oklab_distance_sum's blocks first..stop-1, each sum into partial[block]."""
+    n_points, n_channels = pixels.shape
+    linear = np.empty(3, dtype=np.float64)
+    cone = np.empty(3, dtype=np.float64)
+    for block in range(first, stop):
         total = 0.0
         for i in range(block * SUM_BLOCK, min((block + 1) * SUM_BLOCK, n_points)):
             for j in range(3):
@@ -35,7 +47,3 @@ def oklab_distance_sum(pixels, labels, srgb_to_linear, rgb_to_lms, lms_to_lab, p
                 dist += t * t
             total += np.sqrt(dist)
         partial[block] = total
-    total = 0.0
-    for block in range(n_blocks):
-        total += partial[block]
-    return total

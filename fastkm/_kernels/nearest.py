@@ -1,9 +1,10 @@
 """Nearest-centre search: float32 point columns, tiles of pixels against streamed centres."""
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ._common import ASSIGN_TILE, ASSIGN_TILES_PER_TASK, PIXEL_BLOCK
+from ._common import ASSIGN_TILE, ASSIGN_TILES_PER_TASK
+from ._threads import readonly, run_blocks
 
 
 @njit(cache=True, nogil=True, fastmath={"contract"})
@@ -116,19 +117,6 @@ def _expanded_centres(centres):
 
 
 @njit(cache=True, nogil=True)
-def _nearest_in_tile(points, start, m, centres, expanded, columns, dist, best_dist, best_label):
-    """Nearest centre of points[start:start+m] (m <= ASSIGN_TILE) into best_dist/label.
-
-    Converts the uint8 rows into the (d, ASSIGN_TILE) float32 scratch ``columns`` and
-    searches it as a column tile; entries past m hold stale values and mean nothing.
-    """
-    for i in range(m):
-        for j in range(points.shape[1]):
-            columns[j, i] = np.float32(points[start + i, j])
-    _nearest_in_column_tile(columns, 0, centres, expanded, dist, best_dist, best_label)
-
-
-@njit(cache=True, nogil=True)
 def _nearest_in_column_tile(columns, start, centres, expanded, dist, best_dist, best_label):
     """Nearest centre of the ASSIGN_TILE points starting at ``start`` of float32 columns.
 
@@ -162,21 +150,16 @@ def _nearest_in_column_tile(columns, start, centres, expanded, dist, best_dist, 
         _nearest_in_tile_any(columns[:, start:stop], centres, dist, best_dist, best_label)
 
 
-@njit(cache=True, nogil=True, parallel=True)
 def point_columns(points):
     """points (n, d) uint8 as float32 columns (d, n_padded), zero-padded to whole tiles."""
+    points = readonly(points)
     n_points, n_channels = points.shape
     n_padded = max(1, (n_points + ASSIGN_TILE - 1) // ASSIGN_TILE) * ASSIGN_TILE
     columns = np.zeros((n_channels, n_padded), dtype=np.float32)
-    n_blocks = (n_points + PIXEL_BLOCK - 1) // PIXEL_BLOCK
-    for block in prange(n_blocks):
-        for i in range(block * PIXEL_BLOCK, min((block + 1) * PIXEL_BLOCK, n_points)):
-            for j in range(n_channels):
-                columns[j, i] = np.float32(points[i, j])
+    columns[:, :n_points] = points.T
     return columns
 
 
-@njit(cache=True, nogil=True, parallel=True)
 def assign_labels(points, centres, labels, min_dist):
     """Nearest centre of every point.
 
@@ -192,20 +175,31 @@ def assign_labels(points, centres, labels, min_dist):
     centres is outside and the loop over the tile's pixels inside, so the compiler turns
     the inner loop into SIMD fused multiply-adds, compares and selects.
     """
-    n_points = points.shape[0]
-    n_channels = points.shape[1]
-    expanded = _expanded_centres(centres)
+    points, centres = readonly(points), readonly(centres)
     task_size = ASSIGN_TILE * ASSIGN_TILES_PER_TASK
-    n_tasks = (n_points + task_size - 1) // task_size
-    for task in prange(n_tasks):
-        columns = np.zeros((n_channels, ASSIGN_TILE), dtype=np.float32)
-        best_dist = np.empty(ASSIGN_TILE, dtype=np.float32)
-        best_label = np.empty(ASSIGN_TILE, dtype=np.int32)
-        dist = np.empty(ASSIGN_TILE, dtype=np.float32)
+    n_tasks = (points.shape[0] + task_size - 1) // task_size
+    run_blocks(_assign_tasks, n_tasks, points, centres, _expanded_centres(centres), labels, min_dist)
+
+
+@njit(cache=True, nogil=True)
+def _assign_tasks(first, stop, points, centres, expanded, labels, min_dist):
+    """assign_labels on tasks first..stop-1 of ASSIGN_TILE * ASSIGN_TILES_PER_TASK points."""
+    n_points, n_channels = points.shape
+    task_size = ASSIGN_TILE * ASSIGN_TILES_PER_TASK
+    columns = np.zeros((n_channels, ASSIGN_TILE), dtype=np.float32)
+    best_dist = np.empty(ASSIGN_TILE, dtype=np.float32)
+    best_label = np.empty(ASSIGN_TILE, dtype=np.int32)
+    dist = np.empty(ASSIGN_TILE, dtype=np.float32)
+    for task in range(first, stop):
         task_end = min((task + 1) * task_size, n_points)
         for start in range(task * task_size, task_end, ASSIGN_TILE):
             m = min(ASSIGN_TILE, task_end - start)
-            _nearest_in_tile(points, start, m, centres, expanded, columns, dist, best_dist, best_label)
+            # The tile's rows as float32 columns (entries past m hold stale values and mean
+            # nothing), searched as a column tile.
+            for i in range(m):
+                for j in range(n_channels):
+                    columns[j, i] = np.float32(points[start + i, j])
+            _nearest_in_column_tile(columns, np.int64(0), centres, expanded, dist, best_dist, best_label)
             for i in range(m):
                 labels[start + i] = best_label[i]
                 min_dist[start + i] = best_dist[i]

@@ -1,7 +1,7 @@
 """k-means++ seeding (greedy, several trials per centre), plain and over the cell grid."""
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ._common import SEED_BLOCK
 
@@ -101,7 +101,7 @@ def _weighted_draw(columns, weights, closest, pending, block_potential, target):
     return last_positive
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def kmeans_plusplus(points, weights, first_uniform, trial_uniforms):
     """Greedy k-means++ seeding on weighted points; returns the chosen point indices.
 
@@ -120,7 +120,7 @@ def kmeans_plusplus(points, weights, first_uniform, trial_uniforms):
     Squared distances between uint8 points are integers below 2^24, exact in float32;
     with integer weights every potential and block total is an integer below 2^53, so
     the sums are exact in any order (which lets the compiler vectorize them).  One
-    parallel pass per centre: it folds the previous winner into ``closest`` and scores
+    pass per centre: it folds the previous winner into ``closest`` and scores
     the new candidates; the winner's block totals are the next draw's block totals.
     """
     n_points, n_channels = points.shape
@@ -128,11 +128,12 @@ def kmeans_plusplus(points, weights, first_uniform, trial_uniforms):
     n_trials = trial_uniforms.shape[1]
     n_blocks = max(1, (n_points + SEED_BLOCK - 1) // SEED_BLOCK)
     chosen = np.empty(n_centres, dtype=np.int64)
+    no_centre = np.int64(-1)  # a variable, not the literal -1: one signature of the helpers
     # Points as float32 columns and weights as float64: the layouts the SIMD loops want
     # (AVX2 has no int64 -> float64 conversion).
     columns = np.empty((n_channels, n_points), dtype=np.float32)
     weights_f = np.empty(n_points, dtype=np.float64)
-    for block in prange(n_blocks):
+    for block in range(n_blocks):
         for i in range(block * SEED_BLOCK, min((block + 1) * SEED_BLOCK, n_points)):
             weights_f[i] = np.float64(weights[i])
             for j in range(n_channels):
@@ -141,7 +142,7 @@ def kmeans_plusplus(points, weights, first_uniform, trial_uniforms):
     # First centre: probability ~ weight, i.e. potential with every distance 1.
     closest = np.ones(n_points, dtype=np.float32)
     block_potential = np.empty(n_blocks, dtype=np.float64)
-    for block in prange(n_blocks):
+    for block in range(n_blocks):
         total = 0.0
         for i in range(block * SEED_BLOCK, min((block + 1) * SEED_BLOCK, n_points)):
             total += np.float64(weights[i])
@@ -149,14 +150,14 @@ def kmeans_plusplus(points, weights, first_uniform, trial_uniforms):
     total_weight = 0.0
     for block in range(n_blocks):
         total_weight += block_potential[block]
-    chosen[0] = _weighted_draw(columns, weights, closest, -1, block_potential, first_uniform * total_weight)
+    chosen[0] = _weighted_draw(columns, weights, closest, no_centre, block_potential, first_uniform * total_weight)
     heaviest = 0
     for i in range(n_points):
         if weights[i] > weights[heaviest]:
             heaviest = i
 
     # closest[i]: squared distance from point i to its nearest folded-in centre.
-    for block in prange(n_blocks):
+    for block in range(n_blocks):
         total = 0.0
         for i in range(block * SEED_BLOCK, min((block + 1) * SEED_BLOCK, n_points)):
             closest[i] = _distance_to_row(columns, i, chosen[0])
@@ -165,7 +166,7 @@ def kmeans_plusplus(points, weights, first_uniform, trial_uniforms):
 
     candidates = np.empty(n_trials, dtype=np.int64)
     trial_potential = np.empty((n_blocks, n_trials), dtype=np.float64)
-    pending = -1
+    pending = no_centre
     for c in range(1, n_centres):
         current = 0.0
         for block in range(n_blocks):
@@ -176,7 +177,7 @@ def kmeans_plusplus(points, weights, first_uniform, trial_uniforms):
         for t in range(n_trials):
             target = trial_uniforms[c - 1, t] * current
             candidates[t] = _weighted_draw(columns, weights, closest, pending, block_potential, target)
-        for block in prange(n_blocks):
+        for block in range(n_blocks):
             start = block * SEED_BLOCK
             stop = min((block + 1) * SEED_BLOCK, n_points)
             m = stop - start
@@ -255,7 +256,7 @@ def _box_gap(corner, side, x0, x1, x2):
     return gap0 * gap0 + gap1 * gap1 + gap2 * gap2
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def cell_kmeans_plusplus(columns, weights, cell_corners, cell_start, cell_bits, first_uniform, trial_uniforms):
     """kmeans_plusplus for 3-channel points sorted by grid cell (cell_sort): the same
     draws and choices, but a trial centre only visits the cells it can bring closer.
@@ -302,7 +303,7 @@ def cell_kmeans_plusplus(columns, weights, cell_corners, cell_start, cell_bits, 
         if weights[i] > weights[heaviest]:
             heaviest = i
     closest[:] = np.inf  # so that folding the first centre in sets every distance
-    for cell in prange(n_cells):
+    for cell in range(n_cells):
         _fold_into_cell(x0, x1, x2, weights_f, closest, cell_start, cell, chosen[0], cell_potential, cell_farthest)
 
     candidates = np.empty(n_trials, dtype=np.int64)
@@ -316,7 +317,7 @@ def cell_kmeans_plusplus(columns, weights, cell_corners, cell_start, cell_bits, 
             continue
         for t in range(n_trials):
             candidates[t] = _cell_draw(cell_potential, cell_start, weights, closest, trial_uniforms[c - 1, t] * current)
-        for t in prange(n_trials):
+        for t in range(n_trials):
             candidate = candidates[t]
             c0 = x0[candidate]
             c1 = x1[candidate]

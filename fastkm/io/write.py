@@ -3,7 +3,6 @@
 import io
 from pathlib import Path
 
-import imageio.v3 as iio
 import numpy as np
 from PIL import Image, PngImagePlugin
 
@@ -224,6 +223,8 @@ def write_quantized(path, palette, labels, *, optimize=False, icc_profile=None, 
 def write_image(path, image, *, replace=True):
     """Write an (H, W) or (H, W, 3) uint8 image atomically; the format follows the suffix.
     An existing file is replaced only with ``replace`` (else OutputExistsError)."""
+    import imageio.v3 as iio  # here: imageio's import costs a quantize's start-up 0.1 s
+
     suffix = Path(path).suffix.lower()
     _atomic_save(
         path, lambda temporary: iio.imwrite(temporary, image, extension=suffix, plugin="pillow"), replace=replace
