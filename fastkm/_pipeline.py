@@ -494,7 +494,9 @@ def mean_delta_e(prepared, palette, result=None, labels=None):
     if labels is None:
         distances = np.sqrt(((_spaces.oklab(prepared.colours) - palette_lab[result.colour_labels]) ** 2).sum(axis=1))
         return float(distances @ prepared.counts / prepared.counts.sum())
-    total = _kernels.oklab_distance_sum(
-        prepared.pixels, labels, _spaces.SRGB_TO_LINEAR, _spaces.RGB_TO_LMS, _spaces.LMS_TO_LAB, palette_lab
-    )
+    # Each pixel's distinct colour (whose OKLab is computed once), through a table.
+    index = np.empty(prepared.pixels.shape[0], dtype=np.uint32)
+    rows = np.arange(prepared.colours.shape[0], dtype=np.uint32)
+    _kernels.remap_through_table(prepared.pixels, _kmeans.label_table(prepared.colours, rows), index)
+    total = _kernels.indexed_distance_sum(index, labels, _spaces.oklab(prepared.colours), palette_lab)
     return float(total / prepared.pixels.shape[0])

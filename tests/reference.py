@@ -276,3 +276,7 @@ def oklab(colours):
 def oklab_distance_sum(pixels, labels, palette_lab):
     rgb = np.repeat(pixels, 3, axis=1) if pixels.shape[1] == 1 else pixels
     return float(np.sqrt(((oklab(rgb) - palette_lab[labels]) ** 2).sum(axis=1)).sum())
+
+
+def indexed_distance_sum(index, labels, colour_points, palette_points):
+    return float(np.sqrt(((colour_points[index] - palette_points[labels]) ** 2).sum(axis=1)).sum())

@@ -200,12 +200,17 @@ def test_oklab_fit_has_lower_delta_e_than_rgb_fit(sample_photo, name, ratio):
     assert rgb.mse < lab.mse  # and each space wins its own measure
 
 
-def test_delta_e_from_histogram_matches_per_pixel(parrots):
-    result = fastkm.quantize(parrots, 16)
-    per_pixel = reference.oklab_distance_sum(
-        parrots.reshape(-1, 3), result.labels.ravel(), reference.oklab(result.palette)
-    ) / result.labels.size
-    assert result.delta_e == pytest.approx(per_pixel, rel=1e-9)
+@pytest.mark.parametrize("dither", [0.0, 1.0])
+def test_delta_e_from_histogram_or_labels_matches_per_pixel(parrots, dither):
+    # Plain: from the histogram; dithered (a colour takes several labels): per pixel
+    # through each pixel's distinct colour.
+    for image in (parrots, parrots[..., :1]):
+        result = fastkm.quantize(image, 16, dither=dither)
+        per_pixel = reference.oklab_distance_sum(
+            image.reshape(-1, image.shape[-1]), result.labels.ravel(), reference.oklab(
+                np.repeat(result.palette, 3, axis=1) if result.palette.shape[1] == 1 else result.palette)
+        ) / result.labels.size
+        assert result.delta_e == pytest.approx(per_pixel, rel=1e-9)
 
 
 def test_oklab_grey_gives_a_grey_palette(parrots):

@@ -35,7 +35,7 @@ from .dither import floyd_steinberg
 from .histogram import colour_histogram, weighted_colour_histogram, gather_rows
 from .maps import MAP_ROWS, contrast_map, cross_filter, dither_map
 from .lloyd import lloyd_step, cell_lloyd_step
-from .metrics import oklab_distance_sum
+from .metrics import indexed_distance_sum
 from .nearest import point_columns, assign_labels
 from .remap import fill_label_table, remap_through_table, squared_error
 from .seeding import kmeans_plusplus, cell_kmeans_plusplus
