@@ -118,12 +118,45 @@ def timed(function):
     return time.perf_counter() - start
 
 
+def measure(found, k, references, repeats):
+    """(summary row, photo rows) of fastkm against faiss at k on every photo."""
+    fastkm_total = faiss_total = 0.0
+    ratios, time_ratios, rows = [], [], []
+    for name, image in found:
+        fastkm.quantize(image, k, seed=0)
+        faiss_kmeans(image, k, 0)
+        fastkm_times, faiss_times = [], []
+        for repeat in range(repeats):
+            fastkm_times.append(timed(lambda: fastkm.quantize(image, k, seed=repeat)))
+            faiss_times.append(timed(lambda: faiss_kmeans(image, k, repeat)))
+        fastkm_time, faiss_time = statistics.median(fastkm_times), statistics.median(faiss_times)
+        fastkm_total += fastkm_time
+        faiss_total += faiss_time
+        ratio = fastkm.quantize(image, k, seed=0).mse / float(np.mean(references[name][k]))
+        ratios.append(ratio)
+        time_ratios.append(fastkm_time / faiss_time)
+        rows.append(
+            f"| {name} | {image.shape[1]}x{image.shape[0]} | {k} | {fastkm_time * 1e3:.1f} | {faiss_time * 1e3:.1f} "
+            f"| {fastkm_time / faiss_time:.2f} | {ratio:.4f} |"
+        )
+    worst = int(np.argmax(ratios))
+    summary = (
+        f"{k} | {fastkm_total * 1e3:.0f} | {faiss_total * 1e3:.0f} | {fastkm_total / faiss_total:.2f} "
+        f"| {max(time_ratios):.2f} | {np.mean(ratios):.4f} | {ratios[worst]:.4f} ({found[worst][0]}) |"
+    )
+    return summary, rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-k", type=int, nargs="+", default=[5, 16, 64])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--sklearn-seeds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--threads", nargs="+", default=["default", "1"],
+        help="thread settings to time: 'default' (each library's own) or a count given to both libraries",
+    )
     parser.add_argument("--only-sklearn", action="store_true", help="fill the scikit-learn cache and stop")
     args = parser.parse_args()
     found = photos()
@@ -132,32 +165,18 @@ def main():
         return
     load_before = os.getloadavg()
     rows, summary = [], []
-    for k in args.k:
-        fastkm_total = faiss_total = 0.0
-        ratios, time_ratios = [], []
-        for name, image in found:
-            fastkm.quantize(image, k, seed=0)
-            faiss_kmeans(image, k, 0)
-            fastkm_times, faiss_times = [], []
-            for repeat in range(args.repeats):
-                fastkm_times.append(timed(lambda: fastkm.quantize(image, k, seed=repeat)))
-                faiss_times.append(timed(lambda: faiss_kmeans(image, k, repeat)))
-            fastkm_time, faiss_time = statistics.median(fastkm_times), statistics.median(faiss_times)
-            fastkm_total += fastkm_time
-            faiss_total += faiss_time
-            mse = fastkm.quantize(image, k, seed=0).mse
-            ratio = mse / float(np.mean(references[name][k]))
-            ratios.append(ratio)
-            time_ratios.append(fastkm_time / faiss_time)
-            rows.append(
-                f"| {name} | {image.shape[1]}x{image.shape[0]} | {k} | {fastkm_time * 1e3:.1f} | {faiss_time * 1e3:.1f} "
-                f"| {fastkm_time / faiss_time:.2f} | {ratio:.4f} |"
-            )
-        worst = int(np.argmax(ratios))
-        summary.append(
-            f"| {k} | {fastkm_total * 1e3:.0f} | {faiss_total * 1e3:.0f} | {fastkm_total / faiss_total:.2f} "
-            f"| {max(time_ratios):.2f} | {np.mean(ratios):.4f} | {ratios[worst]:.4f} ({found[worst][0]}) |"
-        )
+    for threads in args.threads:
+        if threads != "default":
+            import faiss
+            import numba
+
+            faiss.omp_set_num_threads(int(threads))
+            numba.set_num_threads(int(threads))
+        for k in args.k:
+            measured = measure(found, k, references, args.repeats)
+            summary.append(f"| {threads} | " + measured[0])
+            if threads == args.threads[0]:
+                rows += measured[1]
     load_after = os.getloadavg()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     lines = [
@@ -165,22 +184,25 @@ def main():
         "",
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, at {commit}, "
         f"`python bench/small_photos.py {' '.join(sys.argv[1:])}`; load average {load_before[0]:.1f} before, "
-        f"{load_after[0]:.1f} after. Times are medians of {args.repeats} alternating runs per photo (default "
-        f"threads of each library), summed over the photos; MSE ratios are fastkm's (seed 0) to the mean of "
-        f"scikit-learn KMeans(n_init=1) over seeds 0..{args.sklearn_seeds - 1}.",
+        f"{load_after[0]:.1f} after. Times are medians of {args.repeats} alternating runs per photo, summed over "
+        f"the photos, with each library's default threads and then with the thread count given to both (numba's "
+        f"and faiss's OpenMP); MSE ratios are fastkm's (seed 0) to the mean of scikit-learn KMeans(n_init=1) over "
+        f"seeds 0..{args.sklearn_seeds - 1}.",
         "",
-        "| k | fastkm ms | faiss ms | fastkm / faiss | worst photo's time ratio | mean MSE / sklearn | worst MSE / sklearn |",
-        "|---|---|---|---|---|---|---|",
+        "| threads | k | fastkm ms | faiss ms | fastkm / faiss | worst photo's time ratio | mean MSE / sklearn "
+        "| worst MSE / sklearn |",
+        "|---|---|---|---|---|---|---|---|",
         *summary,
+        "",
+        f"Per photo ({args.threads[0]} threads):",
         "",
         "| photo | size | k | fastkm ms | faiss ms | time ratio | MSE / sklearn |",
         "|---|---|---|---|---|---|---|",
         *rows,
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
+    print("\n".join(lines[:12]))
     if args.out is not None:
-        args.out.write_text(text)
+        args.out.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
