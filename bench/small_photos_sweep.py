@@ -78,7 +78,7 @@ def settings(ks):
     kept = (_kmeans.SMALL_SEED_PIXELS, _kmeans.SMALL_N_INIT, _kmeans.small_swap_plan)
     for seed_pixels, n_init, swaps in [(None, None, None)] + SETTINGS:
         if seed_pixels is None:
-            _kmeans.SMALL_PHOTO_PIXELS, label = 0, "usual stages (262k-pixel seed stage, 4 starts, 15 swaps)"
+            _kmeans.SMALL_PHOTO_PIXELS, label = 0, "usual stages: 262144, sample stage | 4 | usual"
         else:
             _kmeans.SMALL_PHOTO_PIXELS = 1 << 20
             _kmeans.SMALL_SEED_PIXELS, _kmeans.SMALL_N_INIT = seed_pixels, n_init

@@ -407,11 +407,10 @@ PROBE_ITER = 5
 SERIAL_BELOW = 32768
 # Photos of up to this many pixels are quantized on one thread from histogram to labels
 # (threads_for(n_pixels, SERIAL_PHOTO_PIXELS)).  With the small-photo stages such a
-# photo takes about 12 ms of CPU time (kodim05 at k=5, one thread) in some 40 passes,
-# each under a millisecond; on the shared 2-core machine (load average 5) kodim05,
-# kodim03, kodim23, kodim13 and two downscales of the 12 MP photo took 178 / 191 / 570
-# ms at k = 5 / 16 / 64 with two threads (every pass waiting for the second) and
-# 40 / 62 / 135 ms with one (bench/results/small_photos.md).
+# photo takes 12-15 ms of CPU time in some 40 passes, each under a millisecond; on the
+# shared 2-core machine (load average 5) six such photos took 178 / 191 / 570 ms each at
+# k = 5 / 16 / 64 with two threads (every pass waiting for the second) and 41 / 57 / 148
+# ms with one (bench/results/small_photos_sweep.md).
 SERIAL_PHOTO_PIXELS = 1 << 19
 
 
@@ -709,8 +708,14 @@ def _seeding(histogram, n_drawn, n_colors):
 # SMALL_SEED_PIXELS pixels, and Lloyd then goes straight to the full histogram (no
 # sample stage: on a 0.4 MP photo a 262k-pixel sample holds nearly as many colours as
 # the photo).  The starts and swaps were most of the time of such a photo (kodim05 at
-# k=16, one thread: 36 of 47 ms on a 262k-pixel seed stage); see
-# bench/results/small_photos_sweep.md for the sweep behind these values.
+# k=16, one thread: 48 of 72 ms on a 262k-pixel seed stage).  Over 30 photos of 0.14-0.4
+# MP (bench/results/small_photos_sweep.md) the small stages took a third to a half of
+# the CPU time at k = 5 and 16, for MSE ratios to scikit-learn's single starts of mean
+# 0.984 / 0.982 and worst 1.0002 / 1.017 (usual stages: 0.984 / 0.981, 1.0001 / 1.003;
+# the k = 16 worst, kodim18, reaches 1.017 with either at some seed).  At k = 64 a draw
+# this small left kodim03 above 1.01 times exact k-means, and the usual stages are
+# already four times faster than faiss there.  Above 1 MP the time saved shrinks and
+# the MSE cost grows (up to 0.7 %).
 SMALL_PHOTO_PIXELS = 1 << 20
 SMALL_SEED_UP_TO = 32
 SMALL_SEED_PIXELS = 1 << 14
