@@ -41,8 +41,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "images"
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
-from peers import faiss_kmeans  # noqa: E402
-from tests.reference import quantized_mse  # noqa: E402
+from peers import faiss_kmeans
+
+from tests.reference import quantized_mse
 
 SKLEARN_CACHE = ROOT / "bench" / "data" / "sklearn_small.json"
 

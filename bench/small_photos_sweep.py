@@ -27,23 +27,23 @@ import os
 
 os.environ["NUMBA_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = "1"
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-import timeit  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import sys
+import time
+import timeit
+from pathlib import Path
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import fastkm  # noqa: E402
-from fastkm import _kmeans  # noqa: E402
-from fastkm.io import read_image  # noqa: E402
+import fastkm
+from fastkm import _kmeans
+from fastkm.io import read_image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-import small_photos  # noqa: E402
-from peers import faiss_kmeans  # noqa: E402
+import small_photos
+from peers import faiss_kmeans
 
 TIMED = ["kodim05.png", "kodim03.png", "kodim23.png", "12mp 624x468", "kodim13.png"]
 # (seed pixels, starts, swaps: a scale of the usual plan's, or "small" for small_swap_plan)
