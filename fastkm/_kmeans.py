@@ -404,11 +404,19 @@ PROBE_ITER = 5
 # k=16 took 40 ms against 61 ms; the 51k of kodim23 88 ms against 71 ms, and the 74k of
 # the 12 MP photo 245 ms against 208 ms (k=256: 769 against 648 ms).
 SERIAL_BELOW = 32768
+# Photos of up to this many pixels are quantized on one thread from histogram to labels
+# (threads_for(n_pixels, SERIAL_PHOTO_PIXELS)).  With the small-photo stages such a
+# photo takes 12-15 ms of CPU time in some 40 passes, each under a millisecond; on the
+# shared 2-core machine (load average 5) six such photos took 178 / 191 / 570 ms each at
+# k = 5 / 16 / 64 with two threads (every pass waiting for the second) and 41 / 57 / 148
+# ms with one (bench/results/small_photos_sweep.md).
+SERIAL_PHOTO_PIXELS = 1 << 19
 
 
-def threads_for(n_points):
-    """Run the enclosed kernels on one thread when the problem is small."""
-    if n_points < SERIAL_BELOW:
+def threads_for(n_points, serial_below=SERIAL_BELOW):
+    """Run the enclosed kernels on one thread when the problem (n_points) is below
+    serial_below."""
+    if n_points < serial_below:
         return _kernels.limit_threads(1)
     return contextlib.nullcontext()
 
@@ -482,6 +490,17 @@ def swap_plan(n_colors):
     if n_colors <= 128:
         return 8, 8, 2
     return 4, 4, 1
+
+
+# k-means++ starts on a small photo's seed stage (Stages.small).
+SMALL_N_INIT = 2
+
+
+def small_swap_plan(n_colors):
+    """swap_plan for a small photo's seed stage (Stages.small)."""
+    n_swaps, n_splits, swap_iter = swap_plan(n_colors)
+    n_swaps = min((n_swaps + 1) // 2, n_colors)
+    return n_swaps, min(n_splits, n_swaps), swap_iter
 
 
 SWAP_SAMPLE = 1 << 18
@@ -637,6 +656,9 @@ class Stages:
     sample: tuple
     full: tuple
     seeding: Optional[tuple] = None
+    # A small photo's stages (small_seed_pixels): the seed stage is a small draw and
+    # fit_stages tries fewer starts and swaps on it (SMALL_N_INIT, small_swap_plan).
+    small: bool = False
 
 
 # Palettes above this many colours are drawn from one k-means++ start (default_n_init),
@@ -675,6 +697,34 @@ def _seeding(histogram, n_drawn, n_colors):
     return seeding if seeding[0].shape[0] > n_colors else None
 
 
+# Small photos (at most SMALL_PHOTO_PIXELS pixels, palettes of at most SMALL_SEED_UP_TO
+# colours, plain weighting): k-means++ starts and swaps run on a draw of
+# SMALL_SEED_PIXELS pixels, and Lloyd then goes straight to the full histogram (no
+# sample stage: on a 0.4 MP photo a 262k-pixel sample holds nearly as many colours as
+# the photo).  The starts and swaps were most of the time of such a photo (kodim05 at
+# k=16, one thread: 48 of 72 ms on a 262k-pixel seed stage).  Over 30 photos of 0.14-0.4
+# MP (bench/results/small_photos_sweep.md) the small stages took a third to a half of
+# the CPU time at k = 5 and 16, for MSE ratios to scikit-learn's single starts of mean
+# 0.984 / 0.982 and worst 1.0002 / 1.017 (usual stages: 0.984 / 0.981, 1.0001 / 1.003;
+# the k = 16 worst, kodim18, reaches 1.017 with either at some seed).  At k = 64 a draw
+# this small left kodim03 above 1.01 times exact k-means, and the usual stages are
+# already four times faster than faiss there.  Above 1 MP the time saved shrinks and
+# the MSE cost grows (up to 0.7 %).
+SMALL_PHOTO_PIXELS = 1 << 20
+SMALL_SEED_UP_TO = 32
+SMALL_SEED_PIXELS = 1 << 14
+
+
+def small_seed_pixels(n_pixels, n_colors, sample_size, weighted):
+    """Pixels drawn for a small photo's seed stage (see SMALL_PHOTO_PIXELS), or None
+    when the photo takes the usual stages (large, a large palette, a perceptually
+    weighted fit, or sampling turned off by sample_size=None)."""
+    if sample_size is None or weighted or n_colors > SMALL_SEED_UP_TO or n_pixels > SMALL_PHOTO_PIXELS:
+        return None
+    n_drawn = min(SMALL_SEED_PIXELS, sample_size)
+    return n_drawn if n_pixels > 2 * n_drawn else None
+
+
 def pixel_stages(pixels, colours, weights, n_colors, rng, sample_size, pixel_weights=None):
     """Stages for pixels (n, d) uint8 with histogram (colours, weights): uniform random
     pixel samples, histogrammed.
@@ -694,6 +744,12 @@ def pixel_stages(pixels, colours, weights, n_colors, rng, sample_size, pixel_wei
 
     n_pixels = pixels.shape[0]
     full = (colours, weights)
+    n_drawn = small_seed_pixels(n_pixels, n_colors, sample_size, pixel_weights is not None)
+    if n_drawn is not None:
+        seed_hist = histogram(_kernels.gather_rows(pixels, rng.integers(0, n_pixels, size=n_drawn)), None)
+        # A draw poorer in colours than the palette cannot seed it.
+        if seed_hist[0].shape[0] > n_colors:
+            return Stages(seed_hist, full, full, None, small=True)
     sampled = sample_size is not None and n_pixels > sample_size
     if sampled:
         indices = rng.integers(0, n_pixels, size=sample_size)
@@ -821,7 +877,7 @@ def fit_stages(stages, n_colors, rng, *, n_init, max_iter, tol_abs, n_swaps=None
     LARGE_PALETTE_ABOVE colours).
     """
     if n_init is None:
-        n_init = default_n_init(n_colors)
+        n_init = SMALL_N_INIT if stages.small else default_n_init(n_colors)
     seed_points, seed_weights = stages.seed
     with threads_for(seed_points.shape[0]):
         seed_set = PointSet(seed_points, seed_weights, n_colors)
@@ -833,7 +889,7 @@ def fit_stages(stages, n_colors, rng, *, n_init, max_iter, tol_abs, n_swaps=None
         fitted = best_of_inits(
             seed_set, n_colors, rng, n_init=n_init, max_iter=seed_iter, tol_abs=tol_abs, draw_from=draw_from
         )
-        planned_swaps, n_splits, swap_iter = swap_plan(n_colors)
+        planned_swaps, n_splits, swap_iter = small_swap_plan(n_colors) if stages.small else swap_plan(n_colors)
         n_swaps = planned_swaps if n_swaps is None else n_swaps
         fitted = random_swaps(
             seed_set, fitted, rng, n_swaps=n_swaps, swap_iter=swap_iter, tol_abs=tol_abs, n_splits=n_splits

@@ -176,7 +176,7 @@ def prepare(pixels, *, alpha, space, n_colors, rng, sample_size, reserve_transpa
 
         stages = _kmeans.Stages(
             encode(stages.seed), encode(stages.sample), encode(stages.full),
-            encode(stages.seeding) if stages.seeding is not None else None,
+            encode(stages.seeding) if stages.seeding is not None else None, stages.small,
         )
     fit_channels = points.shape[1]
     if fit_channels < FIT_CHANNELS:
@@ -213,7 +213,7 @@ def _padded(points, stages):
 
     stages = _kmeans.Stages(
         pad_stage(stages.seed), pad_stage(stages.sample), pad_stage(stages.full),
-        pad_stage(stages.seeding) if stages.seeding is not None else None,
+        pad_stage(stages.seeding) if stages.seeding is not None else None, stages.small,
     )
     return pad(points), stages
 

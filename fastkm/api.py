@@ -503,7 +503,17 @@ def quantize(
     ):
         raise FastkmError(f"min_psnr={min_psnr!r} must be a positive number of dB")
     rng = np.random.default_rng(seed)
+    with _kmeans.threads_for(pixels.shape[0], _kmeans.SERIAL_PHOTO_PIXELS):
+        return _quantized(
+            pixels, shape, n_channels, alpha, n_colors, rng, palette=palette, dither=dither, space=space,
+            weighting=weighting, min_psnr=min_psnr, sample_size=sample_size,
+            fit_options={"n_init": n_init, "max_iter": max_iter, "tol": tol},
+        )
 
+
+def _quantized(pixels, shape, n_channels, alpha, n_colors, rng, *, palette, dither, space, weighting, min_psnr,
+               sample_size, fit_options):
+    """quantize's work on validated pixels (n, C) uint8 of an image of ``shape``."""
     opaque_alpha = alpha and palette is None and bool(np.all(pixels[:, -1] == 255))
     if opaque_alpha:
         # Every pixel opaque: fit the colours alone, as fast as an image without alpha.
@@ -515,7 +525,6 @@ def quantize(
     )
     if prepared.reserves_transparent and n_colors < 2 and prepared.colours.shape[0] > 0:
         raise FastkmError("an image with transparent and visible pixels needs n_colors >= 2 (one is transparent)")
-    fit_options = {"n_init": n_init, "max_iter": max_iter, "tol": tol}
     if palette is not None:
         fitted = _pipeline.map_onto(prepared, palette)
     elif min_psnr is not None:

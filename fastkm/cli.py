@@ -544,15 +544,12 @@ def _run_here(jobs, starting, n_workers=1):
     in the order the files finish.
 
     With n_workers > 1, files after the first are quantized n_workers at a time in
-    threads, each kernel on its share of numba's threads: small photos keep every core
-    busy (one file's reading and writing overlap another's kernels, which release the
-    GIL) where one photo's kernels alone cannot.  Each file's output is the same as a
+    threads, each kernel on its share of the kernels' threads: small photos keep every
+    core busy (one file's reading and writing overlap another's kernels, which release
+    the GIL) where one photo's kernels alone cannot.  Each file's output is the same as a
     one-at-a-time run's (the kernels' results never depend on the thread count).  The
-    first file runs alone: its compile, if any, is announced once, and it starts numba's
-    threading layer, which must take kernels from several threads at once.
+    first file runs alone: its compile, if any, is announced once.
     """
-    import numba
-
     from . import _kernels
 
     jobs = list(jobs)
@@ -561,22 +558,19 @@ def _run_here(jobs, starting, n_workers=1):
         yield index, _batch_file(*args)
     rest = jobs[1:]
     n_workers = min(n_workers, len(rest))
-    if n_workers >= 2:
-        with _kernels.compile_notices(lambda: _note(COMPILING)):  # its probe kernel may compile
-            threadsafe = _kernels.threadsafe_layer()
-    if n_workers < 2 or not threadsafe:
+    if n_workers < 2:
         for index, args in rest:
             starting(index)
             yield index, _batch_file(*args)
         return
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
-    threads_each = max(1, numba.get_num_threads() // n_workers)
+    threads_each = max(1, _kernels.thread_count() // n_workers)
 
     def work(index, args):
-        numba.set_num_threads(threads_each)  # this thread's kernels only
-        starting(index)
-        return index, _batch_file(*args)
+        with _kernels.limit_threads(threads_each):  # this thread's kernels only
+            starting(index)
+            return index, _batch_file(*args)
 
     with ThreadPoolExecutor(n_workers) as pool:
         for done in as_completed([pool.submit(work, index, args) for index, args in rest]):

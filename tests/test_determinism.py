@@ -47,6 +47,14 @@ def test_identical_files_for_1_2_4_threads_and_the_cli(tmp_path, sample_path, n_
     assert hashlib.sha256(cli_output.read_bytes()).hexdigest() == digests[1]
 
 
+@pytest.mark.parametrize("n_colors", [5, 32])
+def test_small_photo_identical_for_1_2_4_threads(tmp_path, sample_path, n_colors):
+    # A small photo's own stages (a small seed draw, one thread for the whole fit).
+    image_path = sample_path("kodim23.png")
+    digests = {threads: _api_digest(tmp_path, image_path, n_colors, 3, threads) for threads in (1, 2, 4)}
+    assert len(set(digests.values())) == 1, digests
+
+
 @pytest.mark.parametrize("weighting", ["perceptual", "none"])
 def test_weighted_and_dithered_files_identical_for_1_2_4_threads(tmp_path, sample_path, weighting):
     # Dithered in strips and weighted by the importance map: neither may depend on threads.

@@ -84,16 +84,6 @@ def compile_notices(announce):
         _local.announce = None
 
 
-def threadsafe_layer():
-    """Whether kernels may run from several Python threads at once: always.
-
-    Every kernel is a serial ``nogil`` function (several at once when run_blocks hands
-    out blocks to its pool), so nothing depends on numba's threading layer, whose
-    fallback, workqueue, aborts the process when two threads launch parallel kernels.
-    """
-    return True
-
-
 def _tolerate_broken_cache(kernel):
     """Make a kernel recompile, instead of failing, when its cache entry is unreadable.
 
