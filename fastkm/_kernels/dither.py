@@ -111,8 +111,144 @@ def floyd_steinberg(
     )
     neighbours, neighbour_gaps, guess_radius = readonly(neighbours), readonly(neighbour_gaps), readonly(guess_radius)
     n_strips = (points.shape[0] // width + STRIP_ROWS - 1) // STRIP_ROWS
-    run_blocks(_dither_strips, n_strips, points, width, palette, level, strength_map, max_error, skip, guesses,
+    # Three channels (RGB, OKLab, grey padded) take a kernel whose per-pixel values are
+    # scalars the compiler keeps in registers: the same float32 operations in the same
+    # order, so the same labels, in about half the time.
+    kernel = _dither_strips_3 if points.shape[1] == 3 else _dither_strips
+    run_blocks(kernel, n_strips, points, width, palette, level, strength_map, max_error, skip, guesses,
                neighbours, neighbour_gaps, guess_radius, labels)
+
+
+@njit(cache=True, nogil=True)
+def _squared_distance_3(t0, t1, t2, palette, c):
+    dist = np.float32(0.0)
+    d = t0 - palette[c, 0]
+    dist += d * d
+    d = t1 - palette[c, 1]
+    dist += d * d
+    d = t2 - palette[c, 2]
+    dist += d * d
+    return dist
+
+
+@njit(cache=True, nogil=True)
+def _nearest_from_3(t0, t1, t2, palette, guess, neighbours, neighbour_gaps, guess_radius):
+    """_nearest_from for a 3-channel target given as scalars."""
+    best_dist = _squared_distance_3(t0, t1, t2, palette, np.int64(guess))
+    if best_dist < guess_radius[guess]:
+        return np.int64(guess)
+    best = np.int64(guess)
+    from_guess = np.sqrt(best_dist)
+    bound = SEARCH_SLACK * (from_guess + from_guess) + SEARCH_SLACK_ABSOLUTE
+    n_listed = neighbours.shape[1]
+    for r in range(1, n_listed):
+        if neighbour_gaps[guess, r] > bound:
+            return best
+        c = np.int64(neighbours[guess, r])
+        dist = _squared_distance_3(t0, t1, t2, palette, c)
+        if dist < best_dist or (dist == best_dist and c < best):
+            best_dist = dist
+            best = c
+            bound = SEARCH_SLACK * (from_guess + np.sqrt(best_dist)) + SEARCH_SLACK_ABSOLUTE
+    if n_listed == palette.shape[0]:
+        return best
+    best = 0
+    best_dist = np.float32(np.inf)
+    for c in range(palette.shape[0]):
+        dist = _squared_distance_3(t0, t1, t2, palette, c)
+        if dist < best_dist:
+            best_dist = dist
+            best = c
+    return np.int64(best)
+
+
+@njit(cache=True, nogil=True)
+def _dither_strips_3(first_strip, stop_strip, points, width, palette, level, strength_map, max_error, skip, guesses,
+                     neighbours, neighbour_gaps, guess_radius, labels):
+    """_dither_strips for 3-channel points, every per-pixel value a scalar."""
+    n_points = points.shape[0]
+    height = n_points // width
+    use_map = strength_map.shape[0] > 0
+    use_skip = skip.shape[0] > 0
+    full = np.float32(level)
+    map_scale = np.float32(level) / np.float32(255.0)
+    low = -GAMUT_SLACK
+    high = np.float32(255.0) + GAMUT_SLACK
+    zero = np.float32(0.0)
+    for strip in range(first_strip, stop_strip):
+        first = strip * STRIP_ROWS
+        error_row = np.zeros((width + 2, 3), dtype=np.float32)
+        error_below = np.zeros((width + 2, 3), dtype=np.float32)
+        for y in range(max(0, first - WARMUP_ROWS), min(first + STRIP_ROWS, height)):
+            step = 1 if y % 2 == 0 else -1
+            for s in range(width):
+                x = s if step == 1 else width - 1 - s
+                i = y * width + x
+                if use_skip and skip[i]:
+                    continue
+                share = map_scale * np.float32(strength_map[i]) if use_map else full
+                v0 = np.float32(points[i, 0])
+                v1 = np.float32(points[i, 1])
+                v2 = np.float32(points[i, 2])
+                d0 = error_row[x + 1, 0] * share
+                d1 = error_row[x + 1, 1] * share
+                d2 = error_row[x + 1, 2] * share
+                length = zero
+                length += d0 * d0
+                length += d1 * d1
+                length += d2 * d2
+                if length < MIN_DIFFUSED:
+                    t0, t1, t2 = v0, v1, v2
+                else:
+                    ratio = np.float32(1.0)
+                    w = v0 + d0
+                    if w > high:
+                        ratio = min(ratio, (high - v0) / d0)
+                    elif w < low:
+                        ratio = min(ratio, (low - v0) / d0)
+                    w = v1 + d1
+                    if w > high:
+                        ratio = min(ratio, (high - v1) / d1)
+                    elif w < low:
+                        ratio = min(ratio, (low - v1) / d1)
+                    w = v2 + d2
+                    if w > high:
+                        ratio = min(ratio, (high - v2) / d2)
+                    elif w < low:
+                        ratio = min(ratio, (low - v2) / d2)
+                    if length > max_error:
+                        ratio *= np.float32(0.8)
+                    t0 = v0 + d0 * ratio
+                    t1 = v1 + d1 * ratio
+                    t2 = v2 + d2 * ratio
+                label = _nearest_from_3(t0, t1, t2, palette, guesses[i], neighbours, neighbour_gaps, guess_radius)
+                if y >= first:
+                    labels[i] = label
+                e0 = t0 - palette[label, 0]
+                e1 = t1 - palette[label, 1]
+                e2 = t2 - palette[label, 2]
+                length = zero
+                length += e0 * e0
+                length += e1 * e1
+                length += e2 * e2
+                damping = np.float32(0.75) if length > max_error else np.float32(1.0)
+                e0 = e0 * damping / np.float32(16.0)
+                e1 = e1 * damping / np.float32(16.0)
+                e2 = e2 * damping / np.float32(16.0)
+                error_row[x + 1 + step, 0] += np.float32(7.0) * e0
+                error_row[x + 1 + step, 1] += np.float32(7.0) * e1
+                error_row[x + 1 + step, 2] += np.float32(7.0) * e2
+                error_below[x + 1 - step, 0] += np.float32(3.0) * e0
+                error_below[x + 1 - step, 1] += np.float32(3.0) * e1
+                error_below[x + 1 - step, 2] += np.float32(3.0) * e2
+                error_below[x + 1, 0] += np.float32(5.0) * e0
+                error_below[x + 1, 1] += np.float32(5.0) * e1
+                error_below[x + 1, 2] += np.float32(5.0) * e2
+                error_below[x + 1 + step, 0] += e0
+                error_below[x + 1 + step, 1] += e1
+                error_below[x + 1 + step, 2] += e2
+            error_row, error_below = error_below, error_row
+            error_below[:] = 0.0
 
 
 @njit(cache=True, nogil=True)
