@@ -24,6 +24,7 @@ import threading
 
 import numba
 import numba.core.event
+from numba.core.runtime import rtsys as _runtime
 
 # The submodules' kernels are re-exported: callers write _kernels.lloyd_step.
 # ruff: noqa: F401
@@ -97,10 +98,19 @@ def _tolerate_broken_cache(kernel):
     if cache is None or not hasattr(cache, "load_overload"):
         return
     load, save = cache.load_overload, cache.save_overload
+    load_entry = getattr(cache, "_load_overload", None)
 
     def load_overload(sig, target_context):
         try:
-            return load(sig, target_context)
+            if load_entry is None:
+                return load(sig, target_context)
+            # numba's public load first refreshes the target context, which imports
+            # every NumPy and Python implementation numba can compile (about 0.4 s of
+            # each process's start-up) though loading compiled code needs none of them:
+            # only the runtime the loaded code calls into.  A cache miss compiles, and
+            # compiling refreshes the contexts itself.
+            _runtime.initialize(target_context)
+            return load_entry(sig, target_context)
         except Exception:  # corrupt entry: compile afresh
             return None
 
