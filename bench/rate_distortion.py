@@ -47,6 +47,12 @@ MODES = ("plain", "dithered")
 # The acceptance sets (mean quality, total bytes) and the large ones (mostly wall time).
 PHOTO_SETS = ("bundled", "kodak")
 LARGE_SETS = ("12mp-half", "12mp-full")
+# Photos of another camera than the acceptance sets' (a phone's sensor noise and
+# sharpening): crops of the 12 MP photo at full resolution, a check on photos the
+# defaults were not tuned on.
+CROP_SET = "12mp-crops"
+CROP_SIZE = (1024, 768)
+CROP_CENTRES = ((0.2, 0.25), (0.5, 0.25), (0.8, 0.25), (0.2, 0.75), (0.5, 0.75), (0.8, 0.75))
 QUICK_KODAK = ("kodim01.png", "kodim05.png", "kodim15.png", "kodim19.png")  # with the bundled kodim03, kodim23
 
 
@@ -64,6 +70,15 @@ def prepared_inputs(sets, work_dir, quick):
             kodak = [p for p in kodak if p.name in QUICK_KODAK]
         bundled = {hashlib.sha256(p.read_bytes()).digest() for p in SAMPLE_DIR.glob("*.png")}
         inputs += [("kodak", p.name, p) for p in kodak if hashlib.sha256(p.read_bytes()).digest() not in bundled]
+    if CROP_SET in sets and LARGE_PHOTO.exists():
+        with Image.open(LARGE_PHOTO) as photo:
+            photo = photo.convert("RGB")
+            for n, (x, y) in enumerate(CROP_CENTRES):
+                target = work_dir / f"{LARGE_PHOTO.stem}-crop{n + 1}.png"
+                left = int(x * photo.width - CROP_SIZE[0] / 2)
+                top = int(y * photo.height - CROP_SIZE[1] / 2)
+                photo.crop((left, top, left + CROP_SIZE[0], top + CROP_SIZE[1])).save(target, compress_level=1)
+                inputs.append((CROP_SET, target.name, target))
     for set_name, factor in (("12mp-half", 2), ("12mp-full", 1)):
         if set_name not in sets or not LARGE_PHOTO.exists():
             continue
@@ -217,7 +232,7 @@ def write_markdown(path, rows, header):
         lines += markdown_table(summary(rows, main_sets), " + ".join(main_sets) + " photos (means over photos; "
                                 "bytes and time summed)")
         lines.append("")
-    for set_name in LARGE_SETS:
+    for set_name in (CROP_SET, *LARGE_SETS):
         if set_name in present:
             pixels = next(r["pixels"] for r in rows if r["set"] == set_name)
             lines += markdown_table(summary(rows, [set_name]), f"{set_name} ({pixels / 1e6:.1f} MP)")
@@ -233,7 +248,7 @@ def write_chart(path, rows, title):
 
     present = {row["set"] for row in rows}
     panels = [([s for s in PHOTO_SETS if s in present], " + ".join(s for s in PHOTO_SETS if s in present))]
-    panels += [([s], s) for s in LARGE_SETS if s in present]
+    panels += [([s], s) for s in (CROP_SET, *LARGE_SETS) if s in present]
     panels = [p for p in panels if p[0]]
     figure, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 5), squeeze=False)
     styles = {("fastkm", "plain"): ("tab:blue", "-"), ("fastkm", "dithered"): ("tab:blue", "--"),
@@ -277,7 +292,7 @@ def tool_version(argv):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="bundled photos and four Kodak ones, no 12 MP photo")
-    parser.add_argument("--sets", nargs="+", choices=PHOTO_SETS + LARGE_SETS, help="which photo sets (default: all)")
+    parser.add_argument("--sets", nargs="+", choices=PHOTO_SETS + LARGE_SETS + (CROP_SET,), help="which photo sets (default: all)")
     parser.add_argument("-k", "--colors", type=int, nargs="+", default=list(COLOUR_COUNTS))
     parser.add_argument("--fastkm-cmd", default=os.environ.get("FASTKM_CMD"),
                         help="command that runs fastkm's CLI (default: FASTKM_CMD or this Python -m fastkm.cli)")
