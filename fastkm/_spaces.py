@@ -87,10 +87,10 @@ def oklab_to_srgb(lab):
     return linear_to_srgb(lms @ LMS_TO_RGB.T)
 
 
-def encode_oklab(colours):
+def encode_oklab(colours, lab=None):
     """uint8 OKLab codes (n, C) of colours (n, C) uint8 sRGB, C = 3 (RGB) or 1 (grey:
-    only L, as a and b are 0)."""
-    codes = oklab(colours) * OKLAB_SCALE + OKLAB_OFFSET
+    only L, as a and b are 0); ``lab``, their oklab() when the caller has it already."""
+    codes = (oklab(colours) if lab is None else lab) * OKLAB_SCALE + OKLAB_OFFSET
     codes = codes[:, :1] if colours.shape[1] == 1 else codes
     return np.clip(np.rint(codes), 0, 255).astype(np.uint8)
 
