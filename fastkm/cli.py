@@ -251,8 +251,11 @@ def _import_fit():
         gc.disable()
     try:
         from . import _kernels, api  # noqa: F401
-        # numba's array allocation, which the first cached kernel load imports (0.05 s).
+        # What the first kernel call imports: numba's array allocation, for the cached
+        # kernels' environments (0.05 s), and numpy.ma, which numba's typing of an array
+        # argument checks for (0.01 s).
         import numba.np.arrayobj  # noqa: F401
+        import numpy.ma  # noqa: F401
     except Exception:  # reported by the fit's own import
         pass
     finally:
