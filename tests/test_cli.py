@@ -488,6 +488,26 @@ def test_python_dash_m_fastkm_runs_the_command_line():
     assert completed.stdout.strip() == f"fastkm {fastkm.__version__}"
 
 
+def test_its_own_process_writes_what_the_command_does_in_process(photo_copy, tmp_path):
+    """The console script's process imports the fit on a background thread while it
+    reads, and freezes its objects before exiting: the same bytes and exit codes."""
+    in_process = invoke("quantize", photo_copy, "-o", tmp_path / "a.png", "-k", 8, "-q")
+    assert in_process.exit_code == 0, in_process.output
+    own = subprocess.run(
+        [sys.executable, "-m", "fastkm", "quantize", str(photo_copy), "-o", str(tmp_path / "b.png"), "-k", "8", "-q"],
+        capture_output=True, text=True,
+    )
+    assert own.returncode == 0, own.stderr
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    missing = subprocess.run(
+        [sys.executable, "-m", "fastkm", "quantize", str(tmp_path / "none.png"), "-o", str(tmp_path / "c.png")],
+        capture_output=True, text=True,
+    )
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("error: ") and "Traceback" not in missing.stderr
+    assert not (tmp_path / "c.png").exists()
+
+
 def test_help_shows_examples():
     result = invoke("--help")
     assert result.exit_code == 0
