@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, Optional, Union
 import numpy as np
 import numpy.typing as npt
 
-from . import _kernels, _kmeans, _pipeline, _spaces
+from . import _compile_ahead, _kernels, _kmeans, _pipeline, _spaces
 from ._limits import (  # noqa: F401 (public names of this module)
     DEFAULT_SAMPLE_SIZE, DEFAULT_WEIGHTING, MAX_COLORS, FastkmError, QualityError, Weighting,
 )
@@ -518,6 +518,9 @@ def _quantized(pixels, shape, n_channels, alpha, n_colors, rng, *, palette, dith
     if opaque_alpha:
         # Every pixel opaque: fit the colours alone, as fast as an image without alpha.
         pixels, alpha = pixels[:, :-1], False
+    if palette is None:
+        # On a first run, the fit's later kernels compile in a second process meanwhile.
+        _compile_ahead.start(4 if pixels.shape[1] == 4 else 3, np.uint8 if n_colors <= 256 else np.uint16, dither == 0)
     prepared = _pipeline.prepare(
         pixels, alpha=alpha, space=space, n_colors=n_colors, rng=rng, sample_size=sample_size,
         reserve_transparent=palette is None,

@@ -1,0 +1,235 @@
+"""Compiling the later stages' kernels in a second process during a first run.
+
+A first run compiles its kernels one after another on one core: the histogram, the
+cell grid and k-means++ before the first Lloyd step can run, then Lloyd, the swaps and
+the remap.  When the kernels a fit needs are not in numba's disk cache yet, ``start``
+launches a helper process that compiles the Lloyd and remap kernels (on small
+synthetic data of the same types, so the same signatures) into the cache on the second
+core while this process compiles the early stages.  When this process then needs a
+kernel the helper is compiling at that moment, it waits for the helper's cache entry
+and loads it instead of compiling it a second time; a kernel the helper has not
+reached yet, or one it compiled with other types, this process compiles as before.
+Results do not change: a loaded kernel is the same compiled code.
+
+The helper reports each compile's start and each saved entry on its stdout.  It is
+started only when it can help: the plan's kernels missing from the cache, a cache
+folder this user can write, more than one core, not within another helper.  It exits
+when its plan is done; this process ends it at exit if it is still running, and it
+stops by itself if this process goes away.  FASTKM_COMPILE_AHEAD=0 turns it off.
+"""
+
+import atexit
+import os
+import subprocess
+import sys
+import threading
+import types
+
+import numpy as np
+
+from . import _kernels, _kmeans
+
+ENV = "FASTKM_COMPILE_AHEAD"
+# The longest this process waits for one of the helper's entries before compiling the
+# kernel itself (the helper is then stuck: a first run's longest compile takes 4 s).
+WAIT_S = 120.0
+
+_started = set()
+
+
+def _kernel_dispatchers():
+    """Every cached numba dispatcher of the kernel modules, helpers included."""
+    modules = [
+        value for value in vars(_kernels).values()
+        if isinstance(value, types.ModuleType) and value.__name__.startswith(_kernels.__name__ + ".")
+    ]
+    return [value for module in modules for value in vars(module).values() if hasattr(value, "_cache")]
+
+
+def _name(dispatcher):
+    return f"{dispatcher.py_func.__module__}.{dispatcher.py_func.__qualname__}"
+
+
+def _synthetic_colours(n_channels):
+    """Distinct colours (u, n_channels) uint8 and their counts (u,) int64, as a histogram."""
+    rng = np.random.default_rng(0)
+    colours = np.unique(rng.integers(0, 256, size=(4096, n_channels), dtype=np.uint8), axis=0)
+    return np.ascontiguousarray(colours), rng.integers(1, 9, size=colours.shape[0]).astype(np.int64)
+
+
+def _fit_later_stages(n_channels, labels_dtype, remap):
+    """The calls a fit of n_channels points makes after k-means++: Lloyd (over cells for 3
+    channels, else plain), the nearest-entry search and, with ``remap``, the error and
+    the remap of pixels to labels_dtype labels.  Sizes are small: only the types count."""
+    colours, counts = _synthetic_colours(n_channels)
+    point_set = _kmeans.PointSet(colours, counts, 16)
+    run = point_set.lloyd(point_set.points[:16].astype(np.float64), max_iter=2, tol_abs=0.0, overrelax=True)
+    palette = _kmeans.round_palette(run.centres)
+    colour_labels = point_set.nearest(palette.astype(np.float32))
+    if remap:
+        _kernels.squared_error(colours, counts, palette, colour_labels)
+        if n_channels <= _kmeans.MAX_PACKED_CHANNELS:
+            _kmeans.remap(colours, _kmeans.PaletteFit(palette, colour_labels, colours, counts, 0, 0), labels_dtype)
+
+
+def plan(n_channels, labels_dtype, remap):
+    """The helper's plan for a fit of n_channels (3: the cell grid; 4: plain columns)
+    points: a string, the helper's command-line argument."""
+    return f"{n_channels},{np.dtype(labels_dtype).name},{int(bool(remap))}"
+
+
+def _run_plan(text):
+    n_channels, labels_dtype, remap = text.split(",")
+    with _kernels.limit_threads(1):
+        _fit_later_stages(int(n_channels), np.dtype(labels_dtype), remap == "1")
+
+
+def _plan_kernels(n_channels):
+    """Kernels whose missing cache entries say the plan is worth a helper."""
+    from ._kernels import lloyd, nearest
+
+    if n_channels == 3:
+        return [lloyd._cell_lloyd_tasks]
+    return [lloyd._lloyd_tasks, nearest._assign_tasks]
+
+
+def _writable(path):
+    while not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return False
+        path = parent
+    return os.access(path, os.W_OK)
+
+
+def _worth_a_helper(n_channels):
+    if os.environ.get(ENV, "1") == "0" or len(os.sched_getaffinity(0)) < 2:
+        return False
+    import numba
+
+    if numba.config.DISABLE_JIT:
+        return False
+    try:
+        caches = [kernel._cache for kernel in _plan_kernels(n_channels)]
+        return any(
+            not os.path.exists(cache._cache_file._index_path) and _writable(cache._cache_path) for cache in caches
+        )
+    except (AttributeError, OSError):  # another numba's cache layout: compile as usual
+        return False
+
+
+def start(n_channels, labels_dtype, remap=True):
+    """Launch the helper for a fit of n_channels points when its kernels are not cached
+    (at most once per plan and process); returns at once."""
+    text = plan(n_channels, labels_dtype, remap)
+    if text in _started or not _worth_a_helper(n_channels):
+        return
+    _started.add(text)
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); "
+        "from fastkm import _compile_ahead; _compile_ahead.helper(sys.argv[2], int(sys.argv[3]))"
+    )
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-c", code, package_parent, text, str(os.getpid())],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            env=dict(os.environ, **{ENV: "0"}),
+        )
+    except OSError:
+        return
+    helper_process = _Helper(process)
+    atexit.register(helper_process.end)
+    for dispatcher in _kernel_dispatchers():
+        _wait_before_compiling(dispatcher, helper_process)
+
+
+class _Helper:
+    """The main process's view of a helper: which kernels it is compiling now."""
+
+    def __init__(self, process):
+        self.process = process
+        self.compiling = set()
+        self.changed = threading.Condition()
+        threading.Thread(target=self._read, daemon=True, name="fastkm-compile-ahead").start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            event, _, name = line.decode(errors="replace").strip().partition(" ")
+            with self.changed:
+                if event == "start":
+                    self.compiling.add(name)
+                elif event == "saved":
+                    self.compiling.discard(name)
+                self.changed.notify_all()
+        with self.changed:
+            self.compiling.clear()
+            self.changed.notify_all()
+
+    def wait_for(self, name):
+        """Wait until the helper has saved ``name``, if it is compiling it; whether it was."""
+        with self.changed:
+            if name not in self.compiling:
+                return False
+            self.changed.wait_for(lambda: name not in self.compiling, WAIT_S)
+            return True
+
+    def end(self):
+        if self.process.poll() is None:
+            self.process.terminate()  # numba writes cache entries atomically: none is left half-written
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _wait_before_compiling(dispatcher, helper_process):
+    """On a cache miss of a kernel the helper is compiling, wait for its entry and load it."""
+    cache = dispatcher._cache
+    load = cache.load_overload
+    name = _name(dispatcher)
+
+    def load_overload(sig, target_context):
+        loaded = load(sig, target_context)
+        if loaded is None and helper_process.wait_for(name):
+            loaded = load(sig, target_context)
+        return loaded
+
+    cache.load_overload = load_overload
+
+
+def helper(text, parent_pid):
+    """The helper process: compile the plan's kernels into the cache, reporting each
+    compile's start and each saved entry on stdout."""
+    import numba.core.event
+
+    def report(event, name):
+        if os.getppid() != parent_pid:
+            os._exit(0)  # the main process is gone: nobody waits for these kernels
+        sys.stdout.write(f"{event} {name}\n")
+        sys.stdout.flush()
+
+    class Reporter(numba.core.event.Listener):
+        def on_start(self, event):
+            report("start", _name(event.data["dispatcher"]))
+
+        def on_end(self, event):
+            pass
+
+    def reporting(dispatcher):
+        cache = dispatcher._cache
+        save = cache.save_overload
+
+        def save_overload(sig, data):
+            try:
+                save(sig, data)
+            finally:
+                report("saved", _name(dispatcher))
+
+        cache.save_overload = save_overload
+
+    for dispatcher in _kernel_dispatchers():
+        reporting(dispatcher)
+    numba.core.event.register("numba:compile", Reporter())
+    _run_plan(text)
