@@ -35,6 +35,7 @@ ENV = "FASTKM_COMPILE_AHEAD"
 WAIT_S = 120.0
 
 _started = set()
+_helpers = []  # the helpers this process started
 
 
 def _kernel_dispatchers():
@@ -102,8 +103,24 @@ def _writable(path):
     return os.access(path, os.W_OK)
 
 
+def _spare_cores():
+    """Cores this process may use less the 1-minute load average (mostly other
+    processes' runnable threads at a command's start).  A helper needs about a core of
+    its own: on 2 cores at a load average of 2.5-3.5 it made a first run 1.1-1.4 times
+    slower, so it is started only where at least one core is spare."""
+    try:
+        n_cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        n_cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # Windows: no load average
+        load = 0.0
+    return n_cores - load if n_cores > 1 else 0.0
+
+
 def _worth_a_helper(n_channels):
-    if os.environ.get(ENV, "1") == "0" or len(os.sched_getaffinity(0)) < 2:
+    if os.environ.get(ENV, "1") == "0" or _spare_cores() < 1.0:
         return False
     import numba
 
@@ -122,9 +139,11 @@ def start(n_channels, labels_dtype, remap=True):
     """Launch the helper for a fit of n_channels points when its kernels are not cached
     (at most once per plan and process); returns at once."""
     text = plan(n_channels, labels_dtype, remap)
-    if text in _started or not _worth_a_helper(n_channels):
+    if text in _started:
         return
-    _started.add(text)
+    _started.add(text)  # decided once per process: later calls cost nothing
+    if any(running.process.poll() is None for running in _helpers) or not _worth_a_helper(n_channels):
+        return  # one helper at a time: two would share one spare core
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); "
@@ -139,6 +158,7 @@ def start(n_channels, labels_dtype, remap=True):
     except OSError:
         return
     helper_process = _Helper(process)
+    _helpers.append(helper_process)
     atexit.register(helper_process.end)
     for dispatcher in _kernel_dispatchers():
         _wait_before_compiling(dispatcher, helper_process)

@@ -5,6 +5,10 @@ one-line function that numba takes for one of fastkm's kernels (by its module na
 instead, so the announcements are exercised by genuine numba compiles.
 """
 
+import os
+import subprocess
+import sys
+import time
 import warnings
 
 import numba
@@ -14,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 import fastkm
-from fastkm import _kernels
+from fastkm import _compile_ahead, _kernels
 from fastkm.cli import COMPILING, app
 
 
@@ -144,3 +148,76 @@ def test_warmup_command_lists_what_it_compiled():
     result = CliRunner().invoke(app, ["warmup"])
     assert result.exit_code == 0, result.output
     assert "RGB images:" in result.stdout and "fastkm's kernels are ready" in result.stdout
+
+
+# The helper process of a first run (fastkm._compile_ahead).
+
+
+def dispatcher_signatures():
+    """{kernel name: signatures} of every kernel and helper of the stage modules."""
+    return {_compile_ahead._name(kernel): set(kernel.signatures) for kernel in _compile_ahead._kernel_dispatchers()}
+
+
+def test_the_helpers_plans_compile_only_what_the_real_fits_use():
+    # A plan compiling other types than the fit it stands for would leave the main
+    # process to compile everything itself: every signature a plan adds is such a miss.
+    rng = np.random.default_rng(2)
+    rgb = rng.integers(0, 256, size=(40, 50, 3), dtype=np.uint8)
+    alpha = rng.choice(np.array([0, 90, 255], np.uint8), size=(40, 50, 1))
+    for image in (rgb, np.dstack([rgb, alpha])):
+        for n_colors in (16, 300):
+            fastkm.quantize(image, n_colors)
+    used = dispatcher_signatures()
+    for n_channels in (3, 4):
+        for labels_dtype in (np.uint8, np.uint16):
+            _compile_ahead._run_plan(_compile_ahead.plan(n_channels, labels_dtype, True))
+    added = {name: signatures - used[name] for name, signatures in dispatcher_signatures().items()}
+    assert {name: sorted(map(str, new)) for name, new in added.items() if new} == {}
+
+
+def test_the_main_process_waits_only_for_what_the_helper_is_compiling():
+    script = "import time; print('start a.b', flush=True); time.sleep(0.5); print('saved a.b', flush=True); time.sleep(30)"
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    helper = _compile_ahead._Helper(process)
+    try:
+        while "a.b" not in helper.compiling:
+            time.sleep(0.01)
+        started = time.perf_counter()
+        assert not helper.wait_for("a.c")  # not the helper's: compile at once
+        assert time.perf_counter() - started < 0.2
+        assert helper.wait_for("a.b") and "a.b" not in helper.compiling
+        assert not helper.wait_for("a.b")  # saved: load it
+    finally:
+        helper.end()
+    assert process.returncode is not None  # ended, and reaped
+
+
+def test_no_helper_process_outlives_the_process_that_started_it(tmp_path):
+    code = (
+        "import numpy as np; from fastkm import _compile_ahead as ahead; ahead._spare_cores = lambda: 8.0; "
+        "ahead.start(3, np.uint8); helper, = ahead._helpers; print(helper.process.pid)"
+    )
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))  # empty: the helper has work to do
+    env.pop(_compile_ahead.ENV, None)
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(result.stdout.strip()), 0)
+
+
+def test_no_helper_when_the_kernels_are_cached_turned_off_or_no_core_is_spare(monkeypatch):
+    fastkm.quantize(small_photo(), 4)  # the kernels are in the cache
+    monkeypatch.setattr(_compile_ahead, "_spare_cores", lambda: 8.0)
+    assert not _compile_ahead._worth_a_helper(3)
+
+    def never_called(x):
+        return x
+
+    never_cached = numba.njit(cache=True)(never_called)
+    monkeypatch.setattr(_compile_ahead, "_plan_kernels", lambda n_channels: [never_cached])
+    assert _compile_ahead._worth_a_helper(3)
+    monkeypatch.setenv(_compile_ahead.ENV, "0")
+    assert not _compile_ahead._worth_a_helper(3)
+    monkeypatch.delenv(_compile_ahead.ENV)
+    monkeypatch.setattr(_compile_ahead, "_spare_cores", lambda: 0.5)
+    assert not _compile_ahead._worth_a_helper(3)

@@ -1,4 +1,10 @@
-"""Block sizes shared by the kernels: fixed by the data, never by the thread count."""
+"""Block sizes shared by the kernels: fixed by the data, never by the thread count.
+
+Kernels allocate with ``np.empty`` and fill (``a[:] = 0``) rather than ``np.zeros``,
+``np.ones`` or ``np.arange``: numba compiles each of those as a function of its own
+for every dtype and shape type, in every process; a first run compiled twelve such
+for ``np.zeros`` alone (0.7 s of CPU time), where a fill is lowered inline.
+"""
 
 
 # Pixels per tile of the assignment loop: a tile's float32 columns, distances and labels

@@ -139,11 +139,15 @@ def _cell_lloyd_tasks(first, stop, task_cells, columns, points, weights, cell_co
     (k, 4) and the number of points whose label changed into partial_changed[t]."""
     n_centres = centre_columns.shape[1]
     n_levels = cell_bits - TOP_CELL_BITS + 1
-    all_ids = np.arange(n_centres).astype(np.int32)
+    all_ids = np.empty(n_centres, dtype=np.int32)
+    for centre in range(n_centres):
+        all_ids[centre] = centre
     level_ids = np.empty((n_levels, n_centres), dtype=np.int32)
-    level_count = np.zeros(n_levels, dtype=np.int64)
+    level_count = np.empty(n_levels, dtype=np.int64)
+    level_count[:] = 0
     level_key = np.empty(n_levels, dtype=np.int64)
-    candidate_rows = np.zeros((n_centres, 5), dtype=np.float32)
+    candidate_rows = np.empty((n_centres, 5), dtype=np.float32)
+    candidate_rows[:] = 0
     best_dist = np.empty(ASSIGN_TILE, dtype=np.float32)
     best_label = np.empty(ASSIGN_TILE, dtype=np.int32)
     for task in range(first, stop):

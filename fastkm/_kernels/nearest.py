@@ -104,7 +104,8 @@ def _expanded_centres(centres):
     and in column 4 for 4 channels.
     """
     n_centres, n_channels = centres.shape
-    expanded = np.zeros((n_centres, 5), dtype=np.float32)
+    expanded = np.empty((n_centres, 5), dtype=np.float32)
+    expanded[:] = 0
     if n_channels <= 4:
         norm_column = 3 if n_channels <= 3 else 4
         for c in range(n_centres):
@@ -186,7 +187,8 @@ def _assign_tasks(first, stop, points, centres, expanded, labels, min_dist):
     """assign_labels on tasks first..stop-1 of ASSIGN_TILE * ASSIGN_TILES_PER_TASK points."""
     n_points, n_channels = points.shape
     task_size = ASSIGN_TILE * ASSIGN_TILES_PER_TASK
-    columns = np.zeros((n_channels, ASSIGN_TILE), dtype=np.float32)
+    columns = np.empty((n_channels, ASSIGN_TILE), dtype=np.float32)
+    columns[:] = 0
     best_dist = np.empty(ASSIGN_TILE, dtype=np.float32)
     best_label = np.empty(ASSIGN_TILE, dtype=np.int32)
     dist = np.empty(ASSIGN_TILE, dtype=np.float32)

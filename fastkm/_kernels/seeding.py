@@ -140,7 +140,8 @@ def kmeans_plusplus(points, weights, first_uniform, trial_uniforms):
                 columns[j, i] = np.float32(points[i, j])
 
     # First centre: probability ~ weight, i.e. potential with every distance 1.
-    closest = np.ones(n_points, dtype=np.float32)
+    closest = np.empty(n_points, dtype=np.float32)
+    closest[:] = 1
     block_potential = np.empty(n_blocks, dtype=np.float64)
     for block in range(n_blocks):
         total = 0.0
@@ -287,7 +288,8 @@ def cell_kmeans_plusplus(columns, weights, cell_corners, cell_start, cell_bits, 
         weights_f[i] = np.float64(weights[i])
 
     # First centre: probability ~ weight (every distance 1).
-    closest = np.ones(n_points, dtype=np.float32)
+    closest = np.empty(n_points, dtype=np.float32)
+    closest[:] = 1
     cell_potential = np.empty(n_cells, dtype=np.float64)
     cell_farthest = np.empty(n_cells, dtype=np.float32)
     total_weight = 0.0

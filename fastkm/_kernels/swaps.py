@@ -19,7 +19,8 @@ def weighted_moments(points, weights):
     when compiled; with integer weights every partial sum is an exact integer, so any
     order gives the same moments.
     """
-    moments = np.zeros((2, points.shape[1]), dtype=np.float64)
+    moments = np.empty((2, points.shape[1]), dtype=np.float64)
+    moments[:] = 0
     for j in range(points.shape[1]):
         first = 0.0
         second = 0.0
@@ -58,7 +59,8 @@ def weighted_scatter(points, weights, members):
     n_channels = points.shape[1]
     mean = np.empty(n_channels, dtype=np.float64)
     total = _weighted_member_sum(points, weights, members, mean)
-    scatter = np.zeros((n_channels, n_channels), dtype=np.float64)
+    scatter = np.empty((n_channels, n_channels), dtype=np.float64)
+    scatter[:] = 0
     if total <= 0.0:
         return scatter
     mean /= total
