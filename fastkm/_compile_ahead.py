@@ -13,7 +13,8 @@ Results do not change: a loaded kernel is the same compiled code.
 
 The helper reports each compile's start and each saved entry on its stdout.  It is
 started only when it can help: the plan's kernels missing from the cache, a cache
-folder this user can write, more than one core, not within another helper.  It exits
+folder this user can write, a core that other processes leave idle (cores less the
+load average), not within another helper.  It exits
 when its plan is done; this process ends it at exit if it is still running, and it
 stops by itself if this process goes away.  FASTKM_COMPILE_AHEAD=0 turns it off.
 """
@@ -35,6 +36,7 @@ ENV = "FASTKM_COMPILE_AHEAD"
 WAIT_S = 120.0
 
 _started = set()
+_start_lock = threading.Lock()
 _helpers = []  # the helpers this process started
 
 
@@ -122,6 +124,8 @@ def _spare_cores():
 def _worth_a_helper(n_channels):
     if os.environ.get(ENV, "1") == "0" or _spare_cores() < 1.0:
         return False
+    if getattr(sys, "frozen", False) or not sys.executable:
+        return False  # an embedded or frozen interpreter: no Python to start
     import numba
 
     if numba.config.DISABLE_JIT:
@@ -141,9 +145,17 @@ def start(n_channels, labels_dtype, remap=True):
     text = plan(n_channels, labels_dtype, remap)
     if text in _started:
         return
-    _started.add(text)  # decided once per process: later calls cost nothing
-    if any(running.process.poll() is None for running in _helpers) or not _worth_a_helper(n_channels):
-        return  # one helper at a time: two would share one spare core
+    with _start_lock:  # a batch quantizes on several threads at once
+        if text in _started:
+            return
+        _started.add(text)  # decided once per process: later calls cost nothing
+        if any(running.process.poll() is None for running in _helpers) or not _worth_a_helper(n_channels):
+            return  # one helper at a time: two would share one spare core
+        _launch(text)
+
+
+def _launch(text):
+    """Start the helper process on a plan, and make every kernel wait for its entries."""
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); "
