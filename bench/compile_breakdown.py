@@ -75,6 +75,12 @@ def main():
     rows = sorted(own.items(), key=lambda item: -item[1])
     what = args.code or "fastkm " + " ".join(args.cli or ["quantize", "kodim23.png", "-k", "16"])
     cache = "a first run's kernels cached" if args.first_run else "empty cache"
+    from fastkm import _compile_ahead
+
+    if _compile_ahead._helpers:
+        cache += ", with the compile-ahead helper (the table lists this process's compiles only)"
+    else:
+        cache += ", no compile-ahead helper"
     lines = [f"Compile breakdown of `{what.strip()}`, {cache}: import {imported:.1f} s CPU, "
              f"run {total:.1f} s CPU of which compiling {compiled:.1f} s "
              f"(process {time.process_time() - start_cpu:.1f} s).", "",

@@ -9,6 +9,10 @@ photo, 16 colours) and then the first use of each other path.  Each row is the w
 process's wall time and CPU time (user + system; compiling is single-threaded, so CPU
 time is the better figure on a busy machine), and the time of the same command once
 its kernels are cached (its last row, "cached").
+
+CPU time counts the compile-ahead helper process a fit may start (fastkm/_compile_ahead.py:
+only where the 1-minute load average leaves a core spare; the load before each row is
+listed).  --no-helper turns it off (FASTKM_COMPILE_AHEAD=0) for a comparison.
 """
 
 import argparse
@@ -61,6 +65,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--commit", default="HEAD")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--no-helper", action="store_true", help="no compile-ahead helper process")
     args = parser.parse_args()
     commit = subprocess.run(["git", "rev-parse", "--short", args.commit], cwd=ROOT, check=True,
                             capture_output=True, text=True).stdout.strip()
@@ -73,25 +78,29 @@ def main():
         archive = subprocess.run(["git", "archive", commit, "fastkm"], cwd=ROOT, check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
         env = dict(os.environ, NUMBA_CACHE_DIR=str(cache), PYTHONPATH=str(source))
+        if args.no_helper:
+            env["FASTKM_COMPILE_AHEAD"] = "0"
         for what, code in PATHS:
             if code is None:
                 command = [sys.executable, "-m", "fastkm.cli", "quantize", str(PHOTO), "-o",
                            str(scratch / "out.png"), "-k", "16", "--force"]
             else:
                 command = [sys.executable, "-c", SETUP + code, str(PHOTO), str(source)]
+            load = os.getloadavg()[0]
             wall, cpu = run(command, env, scratch)
-            rows.append((what, wall, cpu))
-            print(f"{what}: {wall:.1f} s wall, {cpu:.1f} s CPU", flush=True)
+            rows.append((what, wall, cpu, load))
+            print(f"{what}: {wall:.1f} s wall, {cpu:.1f} s CPU (load average {load:.2f} before)", flush=True)
     lines = [
         f"# First runs from an empty kernel cache, at {commit}",
         "",
-        f"{platform.machine()}, {os.cpu_count()} cores, `python bench/first_run.py --commit {args.commit}`; "
-        "each row a fresh process, in this order, sharing one cache folder.",
+        f"{platform.machine()}, {os.cpu_count()} cores, `python bench/first_run.py --commit {args.commit}"
+        f"{' --no-helper' if args.no_helper else ''}`; each row a fresh process, in this order, sharing one "
+        "cache folder; CPU s includes the compile-ahead helper's.",
         "",
-        "| path (first use) | wall s | CPU s |",
-        "|---|---|---|",
+        "| path (first use) | wall s | CPU s | load average before |",
+        "|---|---|---|---|",
     ]
-    lines += [f"| {what} | {wall:.1f} | {cpu:.1f} |" for what, wall, cpu in rows]
+    lines += [f"| {what} | {wall:.1f} | {cpu:.1f} | {load:.2f} |" for what, wall, cpu, load in rows]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out is not None:
