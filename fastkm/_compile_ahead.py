@@ -181,6 +181,9 @@ class _Helper:
 
     def __init__(self, process):
         self.process = process
+        # A forked child of this process inherits this object but not the reader thread
+        # nor the helper: it neither waits for the helper nor ends it.
+        self.owner = os.getpid()
         self.compiling = set()
         self.changed = threading.Condition()
         threading.Thread(target=self._read, daemon=True, name="fastkm-compile-ahead").start()
@@ -200,6 +203,8 @@ class _Helper:
 
     def wait_for(self, name):
         """Wait until the helper has saved ``name``, if it is compiling it; whether it was."""
+        if os.getpid() != self.owner:
+            return False
         with self.changed:
             if name not in self.compiling:
                 return False
@@ -207,6 +212,8 @@ class _Helper:
             return True
 
     def end(self):
+        if os.getpid() != self.owner:
+            return
         if self.process.poll() is None:
             self.process.terminate()  # numba writes cache entries atomically: none is left half-written
         try:

@@ -221,3 +221,22 @@ def test_no_helper_when_the_kernels_are_cached_turned_off_or_no_core_is_spare(mo
     monkeypatch.delenv(_compile_ahead.ENV)
     monkeypatch.setattr(_compile_ahead, "_spare_cores", lambda: 0.5)
     assert not _compile_ahead._worth_a_helper(3)
+
+
+def test_a_forked_child_neither_waits_for_nor_ends_its_parents_helper():
+    script = "import time; print('start a.b', flush=True); time.sleep(30)"
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    helper = _compile_ahead._Helper(process)
+    try:
+        while "a.b" not in helper.compiling:
+            time.sleep(0.01)
+        pid = os.fork()
+        if pid == 0:  # the child: compile at once, leave the helper alone
+            started = time.perf_counter()
+            waited = helper.wait_for("a.b")
+            helper.end()
+            os._exit(0 if not waited and time.perf_counter() - started < 1.0 else 1)
+        assert os.waitpid(pid, 0)[1] == 0
+        assert process.poll() is None  # still running: the child did not end it
+    finally:
+        helper.end()
