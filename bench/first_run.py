@@ -12,7 +12,7 @@ its kernels are cached (its last row, "cached").
 
 CPU time counts the compile-ahead helper process a fit may start (fastkm/_compile_ahead.py:
 only where the 1-minute load average leaves a core spare; the load before each row is
-listed).  --no-helper turns it off (FASTKM_COMPILE_AHEAD=0) for a comparison.
+listed).  --helper on / off starts it always / never (FASTKM_COMPILE_AHEAD=1 / 0).
 """
 
 import argparse
@@ -65,7 +65,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--commit", default="HEAD")
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--no-helper", action="store_true", help="no compile-ahead helper process")
+    parser.add_argument("--helper", choices=["auto", "on", "off"], default="auto",
+                        help="the compile-ahead helper: as users get it, always, or never")
     args = parser.parse_args()
     commit = subprocess.run(["git", "rev-parse", "--short", args.commit], cwd=ROOT, check=True,
                             capture_output=True, text=True).stdout.strip()
@@ -78,8 +79,8 @@ def main():
         archive = subprocess.run(["git", "archive", commit, "fastkm"], cwd=ROOT, check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
         env = dict(os.environ, NUMBA_CACHE_DIR=str(cache), PYTHONPATH=str(source))
-        if args.no_helper:
-            env["FASTKM_COMPILE_AHEAD"] = "0"
+        if args.helper != "auto":
+            env["FASTKM_COMPILE_AHEAD"] = "1" if args.helper == "on" else "0"
         for what, code in PATHS:
             if code is None:
                 command = [sys.executable, "-m", "fastkm.cli", "quantize", str(PHOTO), "-o",
@@ -94,8 +95,8 @@ def main():
         f"# First runs from an empty kernel cache, at {commit}",
         "",
         f"{platform.machine()}, {os.cpu_count()} cores, `python bench/first_run.py --commit {args.commit}"
-        f"{' --no-helper' if args.no_helper else ''}`; each row a fresh process, in this order, sharing one "
-        "cache folder; CPU s includes the compile-ahead helper's.",
+        f"{'' if args.helper == 'auto' else ' --helper ' + args.helper}`; each row a fresh process, in this "
+        "order, sharing one cache folder; CPU s includes the compile-ahead helper's.",
         "",
         "| path (first use) | wall s | CPU s | load average before |",
         "|---|---|---|---|",

@@ -16,7 +16,8 @@ started only when it can help: the plan's kernels missing from the cache, a cach
 folder this user can write, a core that other processes leave idle (cores less the
 load average), not within another helper.  It exits
 when its plan is done; this process ends it at exit if it is still running, and it
-stops by itself if this process goes away.  FASTKM_COMPILE_AHEAD=0 turns it off.
+stops by itself if this process goes away.  FASTKM_COMPILE_AHEAD=0 turns it off;
+FASTKM_COMPILE_AHEAD=1 starts it whatever the load average and number of cores.
 """
 
 import atexit
@@ -122,7 +123,8 @@ def _spare_cores():
 
 
 def _worth_a_helper(n_channels):
-    if os.environ.get(ENV, "1") == "0" or _spare_cores() < 1.0:
+    setting = os.environ.get(ENV, "")
+    if setting == "0" or (setting != "1" and _spare_cores() < 1.0):
         return False
     if getattr(sys, "frozen", False) or not sys.executable:
         return False  # an embedded or frozen interpreter: no Python to start

@@ -194,11 +194,11 @@ def test_the_main_process_waits_only_for_what_the_helper_is_compiling():
 
 def test_no_helper_process_outlives_the_process_that_started_it(tmp_path):
     code = (
-        "import numpy as np; from fastkm import _compile_ahead as ahead; ahead._spare_cores = lambda: 8.0; "
+        "import numpy as np; from fastkm import _compile_ahead as ahead; "
         "ahead.start(3, np.uint8); helper, = ahead._helpers; print(helper.process.pid)"
     )
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))  # empty: the helper has work to do
-    env.pop(_compile_ahead.ENV, None)
+    # An empty cache: the helper has work to do.
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), **{_compile_ahead.ENV: "1"})
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     with pytest.raises(ProcessLookupError):
@@ -221,6 +221,8 @@ def test_no_helper_when_the_kernels_are_cached_turned_off_or_no_core_is_spare(mo
     monkeypatch.delenv(_compile_ahead.ENV)
     monkeypatch.setattr(_compile_ahead, "_spare_cores", lambda: 0.5)
     assert not _compile_ahead._worth_a_helper(3)
+    monkeypatch.setenv(_compile_ahead.ENV, "1")  # whatever the load
+    assert _compile_ahead._worth_a_helper(3)
 
 
 def test_a_forked_child_neither_waits_for_nor_ends_its_parents_helper():
