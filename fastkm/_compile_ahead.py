@@ -33,8 +33,9 @@ from . import _kernels, _kmeans
 
 ENV = "FASTKM_COMPILE_AHEAD"
 # The longest this process waits for one of the helper's entries before compiling the
-# kernel itself (the helper is then stuck: a first run's longest compile takes 4 s).
-WAIT_S = 120.0
+# kernel itself: a first run's longest compile takes 4 s on a quiet 2-core machine and
+# about 10 s on a busy one; past this the helper is stuck or starved.
+WAIT_S = 30.0
 
 _started = set()
 _start_lock = threading.Lock()
