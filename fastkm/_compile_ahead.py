@@ -48,7 +48,10 @@ def _kernel_dispatchers():
         value for value in vars(_kernels).values()
         if isinstance(value, types.ModuleType) and value.__name__.startswith(_kernels.__name__ + ".")
     ]
-    return [value for module in modules for value in vars(module).values() if hasattr(value, "_cache")]
+    found = {}
+    for module in modules:  # modules import each other's helpers: each dispatcher once
+        found.update((id(value), value) for value in vars(module).values() if hasattr(value, "_cache"))
+    return list(found.values())
 
 
 def _name(dispatcher):
@@ -63,10 +66,15 @@ def _synthetic_colours(n_channels):
 
 
 def _fit_later_stages(n_channels, labels_dtype, remap):
-    """The calls a fit of n_channels points makes after k-means++: Lloyd (over cells for 3
-    channels, else plain), the nearest-entry search and, with ``remap``, the error and
-    the remap of pixels to labels_dtype labels.  Sizes are small: only the types count."""
+    """The calls a fit of n_channels points makes besides the histogram and k-means++:
+    first the two small kernels the main process meets just before k-means++ (the sample
+    gather, the moments of the tolerance), then Lloyd (over cells for 3 channels, else
+    plain), the nearest-entry search and, with ``remap``, the error and the remap of
+    pixels to labels_dtype labels.  Sizes are small: only the types count."""
     colours, counts = _synthetic_colours(n_channels)
+    if n_channels <= _kmeans.MAX_PACKED_CHANNELS:
+        _kernels.gather_rows(colours, np.arange(4, dtype=np.int64))
+    _kmeans.tolerance(colours, counts, 1e-4)
     point_set = _kmeans.PointSet(colours, counts, 16)
     run = point_set.lloyd(point_set.points[:16].astype(np.float64), max_iter=2, tol_abs=0.0, overrelax=True)
     palette = _kmeans.round_palette(run.centres)
