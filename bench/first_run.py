@@ -11,7 +11,7 @@ time is the better figure on a busy machine), and the time of the same command o
 its kernels are cached (its last row, "cached").
 
 CPU time counts the compile-ahead helper process a fit may start (fastkm/_compile_ahead.py:
-only where the 1-minute load average leaves a core spare; the load before each row is
+only where other work leaves cores idle; the 1-minute load average before each row is
 listed).  --helper on / off starts it always / never (FASTKM_COMPILE_AHEAD=1 / 0).
 """
 

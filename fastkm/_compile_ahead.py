@@ -13,11 +13,11 @@ Results do not change: a loaded kernel is the same compiled code.
 
 The helper reports each compile's start and each saved entry on its stdout.  It is
 started only when it can help: the plan's kernels missing from the cache, a cache
-folder this user can write, a core that other processes leave idle (cores less the
-load average), not within another helper.  It exits
+folder this user can write, a core that other processes leave idle (sampled for
+0.1 s), not within another helper.  It exits
 when its plan is done; this process ends it at exit if it is still running, and it
 stops by itself if this process goes away.  FASTKM_COMPILE_AHEAD=0 turns it off;
-FASTKM_COMPILE_AHEAD=1 starts it whatever the load average and number of cores.
+FASTKM_COMPILE_AHEAD=1 starts it whatever the load and number of cores.
 """
 
 import atexit
@@ -25,6 +25,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import types
 
 import numpy as np
@@ -115,39 +116,68 @@ def _writable(path):
     return os.access(path, os.W_OK)
 
 
+# Idle time sampled to decide on a helper (only on a cold cache: a first run's compile
+# takes seconds); 100 ms is 20 clock ticks of 2 cores.
+IDLE_SAMPLE_S = 0.1
+
+
+# Idle cores a helper needs: one for itself and half a core of slack (see _spare_cores).
+SPARE_CORES = 1.5
+
+
+def _cpu_ticks():
+    """(idle, total) clock ticks of all cores since boot, from /proc/stat (Linux)."""
+    with open("/proc/stat") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:9]]
+    return fields[3] + fields[4], sum(fields)
+
+
 def _spare_cores():
-    """Cores this process may use less the 1-minute load average (mostly other
-    processes' runnable threads at a command's start).  A helper needs about a core of
-    its own: on 2 cores at a load average of 2.5-3.5 it made a first run 1.1-1.4 times
-    slower, so it is started only where at least one core is spare."""
+    """Cores that other processes leave idle now: the idle share of all cores over
+    IDLE_SAMPLE_S, while this process waits (Linux); elsewhere the cores less the
+    1-minute load average.  A helper needs about a core of its own (SPARE_CORES): on
+    2 cores with one kept busy by another process it took a first run from 10.2-10.5 s
+    to 9.5-10.0 s at a quarter more CPU time, and where other work kept load averages
+    at 2.5-3.5 it made first runs 1.1-1.4 times slower.  The idle share, unlike the
+    load average, does not count work that has just ended (the install before a first
+    run, an earlier command)."""
     try:
         n_cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         n_cores = os.cpu_count() or 1
+    if n_cores < 2:
+        return 0.0
     try:
-        load = os.getloadavg()[0]
+        idle_before, total_before = _cpu_ticks()
+        time.sleep(IDLE_SAMPLE_S)
+        idle_after, total_after = _cpu_ticks()
+        if total_after > total_before:
+            return n_cores * (idle_after - idle_before) / (total_after - total_before)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return n_cores - os.getloadavg()[0]
     except (AttributeError, OSError):  # Windows: no load average
-        load = 0.0
-    return n_cores - load if n_cores > 1 else 0.0
+        return float(n_cores)
 
 
 def _worth_a_helper(n_channels):
     setting = os.environ.get(ENV, "")
-    if setting == "0" or (setting != "1" and _spare_cores() < 1.0):
-        return False
-    if getattr(sys, "frozen", False) or not sys.executable:
-        return False  # an embedded or frozen interpreter: no Python to start
+    if setting == "0" or getattr(sys, "frozen", False) or not sys.executable:
+        return False  # turned off, or an embedded or frozen interpreter: no Python to start
     import numba
 
     if numba.config.DISABLE_JIT:
         return False
     try:
         caches = [kernel._cache for kernel in _plan_kernels(n_channels)]
-        return any(
+        missing = any(
             not os.path.exists(cache._cache_file._index_path) and _writable(cache._cache_path) for cache in caches
         )
     except (AttributeError, OSError):  # another numba's cache layout: compile as usual
         return False
+    # Sampling the idle time costs IDLE_SAMPLE_S: only on a cold cache.
+    return missing and (setting == "1" or _spare_cores() >= SPARE_CORES)
 
 
 def start(n_channels, labels_dtype, remap=True):

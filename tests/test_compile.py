@@ -242,3 +242,8 @@ def test_a_forked_child_neither_waits_for_nor_ends_its_parents_helper():
         assert process.poll() is None  # still running: the child did not end it
     finally:
         helper.end()
+
+
+def test_spare_cores_are_between_none_and_every_core():
+    n_cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert 0.0 <= _compile_ahead._spare_cores() <= n_cores + 1e-9
