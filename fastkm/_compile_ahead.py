@@ -38,9 +38,9 @@ ENV = "FASTKM_COMPILE_AHEAD"
 # about 10 s on a busy one; past this the helper is stuck or starved.
 WAIT_S = 30.0
 
-_started = set()
+_started: set = set()  # plans decided on in this process
 _start_lock = threading.Lock()
-_helpers = []  # the helpers this process started
+_helpers: list = []  # the helpers this process started (_Helper)
 
 
 def _kernel_dispatchers():
