@@ -95,6 +95,22 @@ def test_level_changes_bytes_not_pixels_and_output_is_deterministic(sample_photo
             np.testing.assert_array_equal(np.asarray(decoded), result.labels)
 
 
+def test_default_level_searches_harder_on_small_images_only():
+    """Up to NEAR_OPTIMAL_MAX_BYTES of scanlines the default is near-optimal parsing
+    (smaller than level 6); above it, level 6 (the search's time grows with the image)."""
+    rng = np.random.default_rng(5)
+    colours = rng.integers(0, 256, size=(200, 3), dtype=np.uint8)
+    # Runs of labels: compressible, as quantized photos are.
+    small = np.repeat(rng.integers(0, 200, size=(300, 50)), 8, axis=1).astype(np.uint8)  # 400 x 300
+    assert small.size + small.shape[0] <= png.NEAR_OPTIMAL_MAX_BYTES
+    near_optimal = png.indexed_png(colours, small, level=png.NEAR_OPTIMAL_LEVEL)
+    assert png.indexed_png(colours, small) == near_optimal
+    assert len(near_optimal) < len(png.indexed_png(colours, small, level=png.DEFAULT_LEVEL))
+    large = np.tile(small, (4, 3))  # 1200 x 1200: 1.44 MB of scanlines
+    assert large.size > png.NEAR_OPTIMAL_MAX_BYTES
+    assert png.indexed_png(colours, large) == png.indexed_png(colours, large, level=png.DEFAULT_LEVEL)
+
+
 @pytest.mark.parametrize("n_colors", [8, 256])
 def test_written_png_is_smaller_than_pillows(tmp_path, sample_photo, n_colors):
     """The reason for an own encoder: smaller than Pillow's PNG writer at zlib level 3 (the

@@ -13,7 +13,8 @@ in ``bench/results/png_size.md``):
   Pillow's zlib level 3 (fastkm's former default) and writes files up to 26 % smaller
   at few colours (about the same at 256); level 11 (``optimize``) searches harder (near-optimal parsing): files
   another 6-14 % smaller, as small as level 12 makes them in 0.7 of its time, and
-  7-31 % smaller than Pillow's ``optimize`` in about its time.
+  7-31 % smaller than Pillow's ``optimize`` in about its time.  Small images, where
+  that search costs little, get level 10 by default (``default_level``).
 - tRNS holds alpha only up to the last entry that is not opaque: a palette with its
   translucent entries first (as fitted palettes are) gets a short chunk.
 
@@ -28,11 +29,24 @@ import numpy as np
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COLOUR_TYPE_PALETTE = 3
-# libdeflate levels: the default is the fastest that keeps most of the gain (level 7 is
-# 0.3-1 % smaller for 20-50 % more time); OPTIMIZE_LEVEL is the slow search for the
-# smallest file (12 is no smaller, 10 is 0.1-1.5 % larger).
+# libdeflate levels: DEFAULT_LEVEL is the fastest that keeps most of the gain (levels 7-9
+# are 0-2.5 % smaller for 1.5-4 times the time); OPTIMIZE_LEVEL is the slow search for
+# the smallest file (12 is no smaller, 10 is 0.1-1.5 % larger).
 DEFAULT_LEVEL = 6
 OPTIMIZE_LEVEL = 11
+# Images with up to this many bytes of scanlines (a 1 MP image at 256 colours, 2 MP at 16)
+# are compressed at NEAR_OPTIMAL_LEVEL by default: libdeflate's near-optimal parsing
+# writes files 5-8 % smaller than level 6 at every colour count (24 Kodak photos and a
+# phone photo at 8-256 colours, plain and dithered), for at most about 0.2 s here, where
+# level 6 takes a few milliseconds.  Above it the time grows with the image (0.5 s at 3 MP,
+# 2 s at 12 MP) and level 6 is kept; --optimize takes OPTIMIZE_LEVEL at any size.
+NEAR_OPTIMAL_LEVEL = 10
+NEAR_OPTIMAL_MAX_BYTES = 1 << 20
+
+
+def default_level(n_bytes):
+    """The libdeflate level for n_bytes of scanlines when none is asked for."""
+    return NEAR_OPTIMAL_LEVEL if n_bytes <= NEAR_OPTIMAL_MAX_BYTES else DEFAULT_LEVEL
 # The keyword of the iTXt chunk that holds XMP metadata.
 XMP_KEYWORD = "XML:com.adobe.xmp"
 
@@ -66,14 +80,15 @@ def _chunk(tag, data):
     return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
 
 
-def indexed_png(colours, labels, alpha=None, *, level=DEFAULT_LEVEL, text=None, icc_profile=None, exif=None,
+def indexed_png(colours, labels, alpha=None, *, level=None, text=None, icc_profile=None, exif=None,
                 dpi=None):
     """The bytes of an indexed PNG.
 
     colours      (m, 3) uint8 RGB palette, 1 <= m <= 256
     labels       (H, W) integer palette indices, each below m
     alpha        (m,) uint8 alpha of each entry (straight), or None when all are opaque
-    level        libdeflate compression level, 1 (fastest) to 12 (smallest)
+    level        libdeflate compression level, 1 (fastest) to 12 (smallest); None: by
+                 size (default_level)
     text         {keyword: text} written as tEXt chunks (iTXt, UTF-8, where the text is
                  not Latin-1), or None
     icc_profile  ICC profile bytes (an iCCP chunk), or None for none
@@ -87,6 +102,8 @@ def indexed_png(colours, labels, alpha=None, *, level=DEFAULT_LEVEL, text=None, 
     rows = packed_rows(labels, bits)
     scanlines = np.zeros((height, rows.shape[1] + 1), np.uint8)  # a 0 (filter "none") before each row
     scanlines[:, 1:] = rows
+    if level is None:
+        level = default_level(scanlines.size)
     header = struct.pack(">IIBBBBB", width, height, bits, COLOUR_TYPE_PALETTE, 0, 0, 0)
     chunks = [_chunk(b"IHDR", header)]
     if icc_profile is not None:  # before PLTE, as the PNG specification orders them

@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 
 from .atomic import ImageWriteError, _atomic_save
-from .png import DEFAULT_LEVEL, OPTIMIZE_LEVEL, indexed_png
+from .png import OPTIMIZE_LEVEL, indexed_png
 from .profiles import PROFILE_FORMATS
 
 
@@ -152,10 +152,10 @@ def encode_quantized(palette, labels, file_format, *, optimize=False, icc_profil
             raise ImageWriteError(reason)
         if file_format == "PNG":
             # Our own encoder (png.py): the smallest bit depth, no row filter, a short tRNS,
-            # libdeflate (level 6, or 11 with optimize): smaller and faster than Pillow's.
+            # libdeflate (by size, or level 11 with optimize): smaller and faster than Pillow's.
             return indexed_png(
                 _palette_colours(palette), labels, palette[:, -1] if has_alpha(palette) else None,
-                level=OPTIMIZE_LEVEL if optimize else DEFAULT_LEVEL, text=_png_text_items(metadata),
+                level=OPTIMIZE_LEVEL if optimize else None, text=_png_text_items(metadata),
                 icc_profile=options.get("icc_profile"), exif=options.get("exif"), dpi=options.get("dpi"),
             )
         image = palette_image(palette, labels)
