@@ -134,7 +134,11 @@ def encoders(with_filters):
         "no filter, zlib 9": lambda p, l: zlib_png(p, l, 9),
     }
     for level in (1, 3, 6, 7, 9, 10, 11, 12):
-        mark = " (default)" if level == png.DEFAULT_LEVEL else " (--optimize)" if level == png.OPTIMIZE_LEVEL else ""
+        mark = {
+            png.DEFAULT_LEVEL: " (default above 1 MiB of scanlines)",
+            png.NEAR_OPTIMAL_LEVEL: " (default up to 1 MiB of scanlines)",
+            png.OPTIMIZE_LEVEL: " (--optimize)",
+        }.get(level, "")
         found[f"no filter, libdeflate {level}{mark}"] = (
             lambda level: lambda p, l: png.indexed_png(p[:, :3], l, level=level))(level)
     if with_filters:
