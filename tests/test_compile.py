@@ -175,13 +175,23 @@ def test_the_helpers_plans_compile_only_what_the_real_fits_use():
     assert {name: sorted(map(str, new)) for name, new in added.items() if new} == {}
 
 
-def test_the_main_process_waits_only_for_what_the_helper_is_compiling():
-    script = "import time; print('start a.b', flush=True); time.sleep(0.5); print('saved a.b', flush=True); time.sleep(30)"
+def compiling_a_b(then):
+    """A stand-in helper process that reports compiling kernel "a.b", then runs the Python
+    ``then``; its _Helper, once "a.b" is being compiled."""
+    script = "import time; print('start a.b', flush=True); " + then
     process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
     helper = _compile_ahead._Helper(process)
+    deadline = time.perf_counter() + 30
+    while "a.b" not in helper.compiling:
+        assert time.perf_counter() < deadline, "the stand-in helper never reported"
+        time.sleep(0.01)
+    return helper
+
+
+def test_the_main_process_waits_only_for_what_the_helper_is_compiling():
+    helper = compiling_a_b("time.sleep(0.5); print('saved a.b', flush=True); time.sleep(30)")
+    process = helper.process
     try:
-        while "a.b" not in helper.compiling:
-            time.sleep(0.01)
         started = time.perf_counter()
         assert not helper.wait_for("a.c")  # not the helper's: compile at once
         assert time.perf_counter() - started < 0.2
@@ -226,12 +236,9 @@ def test_no_helper_when_the_kernels_are_cached_turned_off_or_no_core_is_spare(mo
 
 
 def test_a_forked_child_neither_waits_for_nor_ends_its_parents_helper():
-    script = "import time; print('start a.b', flush=True); time.sleep(30)"
-    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
-    helper = _compile_ahead._Helper(process)
+    helper = compiling_a_b("time.sleep(30)")
+    process = helper.process
     try:
-        while "a.b" not in helper.compiling:
-            time.sleep(0.01)
         pid = os.fork()
         if pid == 0:  # the child: compile at once, leave the helper alone
             started = time.perf_counter()
