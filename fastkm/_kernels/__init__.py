@@ -105,7 +105,7 @@ def _tolerate_broken_cache(kernel):
             if load_entry is None:
                 return load(sig, target_context)
             # numba's public load first refreshes the target context, which imports
-            # every NumPy and Python implementation numba can compile (about 0.4 s of
+            # every NumPy and Python implementation numba can compile (0.3-0.45 s of
             # each process's start-up) though loading compiled code needs none of them:
             # only the runtime the loaded code calls into.  A cache miss compiles, and
             # compiling refreshes the contexts itself.

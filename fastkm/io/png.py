@@ -29,6 +29,8 @@ import numpy as np
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COLOUR_TYPE_PALETTE = 3
+# The keyword of the iTXt chunk that holds XMP metadata.
+XMP_KEYWORD = "XML:com.adobe.xmp"
 # libdeflate levels: DEFAULT_LEVEL is the fastest that keeps most of the gain (levels 7-9
 # are 0-2.5 % smaller for 1.5-4 times the time); OPTIMIZE_LEVEL is the slow search for
 # the smallest file (12 is no smaller, 10 is 0.1-1.5 % larger).
@@ -38,8 +40,8 @@ OPTIMIZE_LEVEL = 11
 # are compressed at NEAR_OPTIMAL_LEVEL by default: libdeflate's near-optimal parsing
 # writes files 5-8 % smaller than level 6 at every colour count (24 Kodak photos and a
 # phone photo at 8-256 colours, plain and dithered), for at most about 0.2 s here, where
-# level 6 takes a few milliseconds.  Above it the time grows with the image (0.5 s at 3 MP,
-# 2 s at 12 MP) and level 6 is kept; --optimize takes OPTIMIZE_LEVEL at any size.
+# level 6 takes a few milliseconds.  Above it the time grows with the image (0.2-0.6 s at
+# 3 MP) and level 6 is kept; --optimize takes OPTIMIZE_LEVEL at any size.
 NEAR_OPTIMAL_LEVEL = 10
 NEAR_OPTIMAL_MAX_BYTES = 1 << 20
 
@@ -47,8 +49,6 @@ NEAR_OPTIMAL_MAX_BYTES = 1 << 20
 def default_level(n_bytes):
     """The libdeflate level for n_bytes of scanlines when none is asked for."""
     return NEAR_OPTIMAL_LEVEL if n_bytes <= NEAR_OPTIMAL_MAX_BYTES else DEFAULT_LEVEL
-# The keyword of the iTXt chunk that holds XMP metadata.
-XMP_KEYWORD = "XML:com.adobe.xmp"
 
 
 def bit_depth(n_entries):
