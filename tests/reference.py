@@ -200,12 +200,12 @@ def dither_map(labels, width, importance, strength_of_agreement):
     return strength.ravel()
 
 
-def floyd_steinberg(points, width, palette, level, strength_map, max_error, skip, strip_rows, warmup_rows):
+def floyd_steinberg(points, width, palette, level, strength_map, max_error, skip, guesses, strip_rows, warmup_rows):
     """Selective serpentine Floyd-Steinberg in plain Python, float32 as the kernel, strip
     by strip: each strip of strip_rows rows starts from zero error warmup_rows above it.
 
-    points (n, d) uint8 row-major, palette (m, d) float32; returns labels (n,) int64
-    (-1 where skipped).
+    points (n, d) uint8 row-major, palette (m, d) float32, guesses (n,) the label a
+    pixel that applies no error keeps; returns labels (n,) int64 (-1 where skipped).
     """
     f32 = np.float32
     n_points, n_channels = points.shape
@@ -228,6 +228,7 @@ def floyd_steinberg(points, width, palette, level, strength_map, max_error, skip
                 for e in diffused:
                     length += e * e
                 target = value
+                label = int(guesses[i])
                 if length >= f32(2):
                     ratio = f32(1)
                     for j in range(n_channels):
@@ -238,8 +239,8 @@ def floyd_steinberg(points, width, palette, level, strength_map, max_error, skip
                     if length > f32(max_error):
                         ratio *= f32(0.8)
                     target = value + diffused * ratio
-                dist = ((target[None, :] - palette) ** 2).sum(axis=1, dtype=np.float32)
-                label = int(np.argmin(dist))
+                    dist = ((target[None, :] - palette) ** 2).sum(axis=1, dtype=np.float32)
+                    label = int(np.argmin(dist))
                 if y >= first:
                     labels[i] = label
                 error = target - palette[label]

@@ -271,7 +271,7 @@ def test_floyd_steinberg_matches_reference(n_channels, n_entries, with_map, good
     skip = rng.random(height * width) < 0.1
     if good_guesses:
         guesses = reference.assign_labels(points, palette)[0].astype(np.int32)
-    else:  # the guess only starts the search: any guess gives the same labels
+    else:  # a guess starts the search, and is kept only where no error is applied
         guesses = rng.integers(0, n_entries, height * width).astype(np.int32)
     neighbours, gaps = _pipeline.neighbour_lists(palette)
     labels = np.full(height * width, 999, np.uint16)
@@ -281,25 +281,25 @@ def test_floyd_steinberg_matches_reference(n_channels, n_entries, with_map, good
         _pipeline.guess_radius(gaps), labels,
     )
     expected = reference.floyd_steinberg(
-        points, width, palette, 0.9, strength_map if with_map else None, max_error, skip,
+        points, width, palette, 0.9, strength_map if with_map else None, max_error, skip, guesses,
         dither.STRIP_ROWS, dither.WARMUP_ROWS,
     )
     np.testing.assert_array_equal(labels[~skip], expected[~skip])
     assert np.all(labels[skip] == 999)  # skipped pixels keep their labels
 
 
-def test_floyd_steinberg_zero_level_is_the_nearest_entry():
+def test_floyd_steinberg_zero_level_keeps_the_undithered_labels():
     rng = np.random.default_rng(5)
     points = random_points(rng, 40 * 30, 3)
     palette = rng.uniform(0, 255, size=(16, 3)).astype(np.float32)
+    undithered, _ = reference.assign_labels(points, palette)
     labels = np.empty(len(points), np.int32)
     neighbours, gaps = _pipeline.neighbour_lists(palette)
     _kernels.floyd_steinberg(
         points, 40, palette, 0.0, np.zeros(0, np.uint8), np.float32(100.0), np.zeros(0, np.bool_),
-        np.zeros(len(points), np.int32), neighbours, gaps, _pipeline.guess_radius(gaps), labels,
+        undithered.astype(np.int32), neighbours, gaps, _pipeline.guess_radius(gaps), labels,
     )
-    expected, _ = reference.assign_labels(points, palette)
-    np.testing.assert_array_equal(labels, expected)
+    np.testing.assert_array_equal(labels, undithered)
 
 
 def test_neighbour_lists_put_each_entry_first_then_by_distance():

@@ -88,7 +88,8 @@ def floyd_steinberg(
     max_error      IN  squared error length above which an error is damped
     skip           IN  (n,) bool: pixels left alone (their labels are kept, they pass on
                    no error and the error sent to them is dropped); (0,) for none
-    guesses        IN  (n,) integer, an entry near each pixel (its undithered label)
+    guesses        IN  (n,) integer, each pixel's undithered label: where its search
+                   starts, and its label when it applies no error
     neighbours     IN  (m, L) int32, for every entry the L <= m entries nearest to it,
                    nearest first (itself); neighbour_gaps IN (m, L) float32 their
                    distances (not squared) from it
@@ -98,11 +99,13 @@ def floyd_steinberg(
     labels         OUT (n,) integer, palette index of every pixel
 
     A pixel's target is its value plus the error it received times level and its
-    strength; a received error shorter than sqrt(MIN_DIFFUSED) is not applied.  When
-    the target would leave the cube 0..255 by more than GAMUT_SLACK, the whole error
-    is scaled down until it does not (its direction, the hue, is kept), and an error
-    longer than sqrt(max_error) applies 0.8 of itself.  The target takes its nearest
-    entry, and its remaining error (times 0.75 when longer than sqrt(max_error)) goes
+    strength; a received error shorter than sqrt(MIN_DIFFUSED) is not applied, and the
+    pixel keeps its guess (the label the plain mapping gives it), with no search: 55 %
+    of a 12 MP photo's pixels at 256 OKLab colours, 20 % at 256 RGB ones.  When the target
+    would leave the cube 0..255 by more than GAMUT_SLACK, the whole error is scaled
+    down until it does not (its direction, the hue, is kept), and an error longer than
+    sqrt(max_error) applies 0.8 of itself.  The target takes its nearest entry, and its
+    remaining error (times 0.75 when longer than sqrt(max_error)) goes
     to the unvisited neighbours: 7/16 ahead, 3/16 behind below, 5/16 below, 1/16
     ahead below.  Rows alternate direction by their index in the image.
     """
@@ -198,7 +201,9 @@ def _dither_strips_3(first_strip, stop_strip, points, width, palette, level, str
                 length += d1 * d1
                 length += d2 * d2
                 if length < MIN_DIFFUSED:
+                    # No error applied: the pixel keeps its undithered label, no search.
                     t0, t1, t2 = v0, v1, v2
+                    label = np.int64(guesses[i])
                 else:
                     ratio = np.float32(1.0)
                     w = v0 + d0
@@ -221,7 +226,7 @@ def _dither_strips_3(first_strip, stop_strip, points, width, palette, level, str
                     t0 = v0 + d0 * ratio
                     t1 = v1 + d1 * ratio
                     t2 = v2 + d2 * ratio
-                label = _nearest_from_3(t0, t1, t2, palette, guesses[i], neighbours, neighbour_gaps, guess_radius)
+                    label = _nearest_from_3(t0, t1, t2, palette, guesses[i], neighbours, neighbour_gaps, guess_radius)
                 if y >= first:
                     labels[i] = label
                 e0 = t0 - palette[label, 0]
@@ -284,8 +289,10 @@ def _dither_strips(first_strip, stop_strip, points, width, palette, level, stren
                     diffused[j] = error_row[x + 1, j] * share
                     length += diffused[j] * diffused[j]
                 if length < MIN_DIFFUSED:
+                    # No error applied: the pixel keeps its undithered label, no search.
                     for j in range(n_channels):
                         target[j] = value[j]
+                    label = np.int64(guesses[i])
                 else:
                     ratio = np.float32(1.0)
                     for j in range(n_channels):
@@ -298,7 +305,7 @@ def _dither_strips(first_strip, stop_strip, points, width, palette, level, stren
                         ratio *= np.float32(0.8)
                     for j in range(n_channels):
                         target[j] = value[j] + diffused[j] * ratio
-                label = _nearest_from(target, palette, guesses[i], neighbours, neighbour_gaps, guess_radius)
+                    label = _nearest_from(target, palette, guesses[i], neighbours, neighbour_gaps, guess_radius)
                 if y >= first:
                     labels[i] = label
                 length = np.float32(0.0)
