@@ -1,5 +1,7 @@
 """Every kernel against its plain-NumPy reference in tests/reference.py."""
 
+import time
+
 import numba
 import numpy as np
 import pytest
@@ -180,6 +182,21 @@ def test_kernels_give_identical_results_for_1_and_2_threads():
         numba.set_num_threads(before)
     for a, b in zip(one, two):
         np.testing.assert_array_equal(a, b)  # bit-identical, float sums included
+
+
+@pytest.mark.parametrize("n_blocks", [0, 1, 2, 7, 48])
+def test_run_blocks_dynamic_runs_every_block_once(n_blocks):
+    from fastkm._kernels import _threads
+
+    ran = []
+
+    def kernel(first, stop, out):
+        for block in range(first, stop):
+            time.sleep(0.001 * (block % 3))  # uneven blocks: threads take different counts
+            out.append(block)
+
+    _threads.run_blocks_dynamic(kernel, n_blocks, ran)
+    assert sorted(ran) == list(range(n_blocks))
 
 
 @pytest.mark.parametrize("n_channels", [1, 2, 3])

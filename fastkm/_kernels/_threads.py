@@ -97,3 +97,38 @@ def run_blocks(kernel, n_blocks, *args):
     finally:
         for future in others:
             future.result()
+
+
+def run_blocks_dynamic(kernel, n_blocks, *args):
+    """``kernel(block, block + 1, *args)`` for every block 0..n_blocks-1, each thread
+    taking the next block not yet taken, until none is left.
+
+    For blocks of uneven cost (strips of an image whose detail varies: the error
+    diffusion's two halves of the 12 MP photo took 0.42 and 0.32 s at 256 OKLab
+    colours), so that the threads finish together.  Each block still writes only its
+    own results, so they do not depend on which thread ran it.
+    """
+    n_threads = min(thread_count(), n_blocks)
+    if n_threads <= 1:
+        kernel(0, n_blocks, *args)
+        return
+    kernel(0, 0, *args)  # compiled or loaded on the calling thread, as run_blocks does
+    taken = [0]
+    lock = threading.Lock()
+
+    def work():
+        while True:
+            with lock:
+                block = taken[0]
+                taken[0] += 1
+            if block >= n_blocks:
+                return
+            kernel(block, block + 1, *args)
+
+    others = [_executor().submit(work) for _ in range(1, n_threads)]
+    try:
+        work()
+    finally:
+        for future in others:
+            future.result()
+

@@ -3,7 +3,7 @@
 import numpy as np
 from numba import njit
 
-from ._threads import readonly, run_blocks
+from ._threads import readonly, run_blocks_dynamic
 
 # Rows of one strip: strips are dithered at once (one range of strips per thread), each from zero error WARMUP_ROWS
 # rows above its first (whose labels it does not write), so the seam between strips
@@ -118,7 +118,7 @@ def floyd_steinberg(
     # scalars the compiler keeps in registers: the same float32 operations in the same
     # order, so the same labels, in about half the time.
     kernel = _dither_strips_3 if points.shape[1] == 3 else _dither_strips
-    run_blocks(kernel, n_strips, points, width, palette, level, strength_map, max_error, skip, guesses,
+    run_blocks_dynamic(kernel, n_strips, points, width, palette, level, strength_map, max_error, skip, guesses,
                neighbours, neighbour_gaps, guess_radius, labels)
 
 
