@@ -305,6 +305,33 @@ def test_floyd_steinberg_matches_reference(n_channels, n_entries, with_map, good
     assert np.all(labels[skip] == 999)  # skipped pixels keep their labels
 
 
+@pytest.mark.parametrize("n_channels", [1, 3])
+def test_floyd_steinberg_reads_only_the_palettes_channels(n_channels):
+    # Per-pixel OKLab codes come as 4 bytes a pixel: the columns past the palette's are
+    # never read.
+    rng = np.random.default_rng(7)
+    height, width = dither.STRIP_ROWS + 9, 21
+    points = random_points(rng, height * width, n_channels)
+    wide = np.concatenate([points, random_points(rng, height * width, 4 - n_channels)], axis=1)
+    palette = rng.uniform(0, 255, size=(12, n_channels)).astype(np.float32)
+    guesses = reference.assign_labels(points, palette)[0].astype(np.int32)
+    neighbours, gaps = _pipeline.neighbour_lists(palette)
+    results = []
+    for given in (points, wide):
+        labels = np.empty(height * width, np.int32)
+        _kernels.floyd_steinberg(
+            given, width, palette, 0.9, np.zeros(0, np.uint8), np.float32(600.0), np.zeros(0, np.bool_), guesses,
+            neighbours, gaps, _pipeline.guess_radius(gaps), labels,
+        )
+        results.append(labels)
+    np.testing.assert_array_equal(results[0], results[1])
+    with pytest.raises(ValueError):
+        _kernels.floyd_steinberg(
+            points[:, :0], width, palette, 0.9, np.zeros(0, np.uint8), np.float32(600.0), np.zeros(0, np.bool_),
+            guesses, neighbours, gaps, _pipeline.guess_radius(gaps), labels,
+        )
+
+
 def test_floyd_steinberg_zero_level_keeps_the_undithered_labels():
     rng = np.random.default_rng(5)
     points = random_points(rng, 40 * 30, 3)

@@ -80,7 +80,8 @@ def floyd_steinberg(
 ):
     """Selective Floyd-Steinberg error diffusion onto a palette, serpentine, in strips.
 
-    points         IN  (n, d) uint8, the pixels of an image n / width rows high, row-major
+    points         IN  (n, D) uint8, the pixels of an image n / width rows high, row-major,
+                   their d channels first (D >= d; the others are not read)
     palette        IN  (m, d) float32, in the same space as points
     level          IN  0..1, the share of the error received that a pixel applies
     strength_map   IN  (n,) uint8, a further share (0..255 = none..all) per pixel, or
@@ -117,7 +118,9 @@ def floyd_steinberg(
     # Three channels (RGB, OKLab, grey padded) take a kernel whose per-pixel values are
     # scalars the compiler keeps in registers: the same float32 operations in the same
     # order, so the same labels, in about half the time.
-    kernel = _dither_strips_3 if points.shape[1] == 3 else _dither_strips
+    if points.shape[1] < palette.shape[1]:
+        raise ValueError(f"points have {points.shape[1]} channels, the palette {palette.shape[1]}")
+    kernel = _dither_strips_3 if palette.shape[1] == 3 else _dither_strips
     run_blocks_dynamic(kernel, n_strips, points, width, palette, level, strength_map, max_error, skip, guesses,
                neighbours, neighbour_gaps, guess_radius, labels)
 
@@ -260,7 +263,8 @@ def _dither_strips_3(first_strip, stop_strip, points, width, palette, level, str
 def _dither_strips(first_strip, stop_strip, points, width, palette, level, strength_map, max_error, skip, guesses,
                    neighbours, neighbour_gaps, guess_radius, labels):
     """floyd_steinberg on strips first_strip..stop_strip-1."""
-    n_points, n_channels = points.shape
+    n_points = points.shape[0]
+    n_channels = palette.shape[1]
     height = n_points // width
     use_map = strength_map.shape[0] > 0
     use_skip = skip.shape[0] > 0
