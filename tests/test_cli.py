@@ -561,6 +561,19 @@ def test_quiet_anywhere_keeps_results_and_errors(photo_copy, tmp_path):
     assert listed.exit_code == 0 and listed.stderr == "" and len(listed.stdout.splitlines()) == 2
 
 
+def test_quiet_run_skips_the_summarys_delta_e(photo_copy, tmp_path, monkeypatch):
+    from fastkm import _pipeline
+
+    calls = []
+    measure = _pipeline.mean_delta_e
+    monkeypatch.setattr(_pipeline, "mean_delta_e", lambda *a, **k: calls.append(1) or measure(*a, **k))
+    quiet = invoke("quantize", photo_copy, "-o", tmp_path / "q.png", "-k", 8, "--dither", "-q")
+    assert quiet.exit_code == 0 and calls == []
+    shown = invoke("quantize", photo_copy, "-o", tmp_path / "s.png", "-k", 8, "--dither")
+    assert shown.exit_code == 0 and calls == [1] and "ΔE" in shown.output
+    assert digest(tmp_path / "q.png") == digest(tmp_path / "s.png")
+
+
 def test_weighting_option(photo_copy, tmp_path):
     outputs = {}
     for weighting in ("perceptual", "none"):
