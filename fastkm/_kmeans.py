@@ -159,8 +159,11 @@ def _cluster_means(centres, sums, counts):
     """New centres (the means of non-empty clusters; empty ones stay) and the summed
     squared shift from ``centres``."""
     filled = counts > 0
-    new_centres = centres.copy()
-    new_centres[filled] = sums[filled] / counts[filled, None]
+    if filled.all():
+        new_centres = sums / counts[:, None]  # the usual case, without masking
+    else:
+        new_centres = centres.copy()
+        new_centres[filled] = sums[filled] / counts[filled, None]
     return new_centres, float(((new_centres - centres) ** 2).sum())
 
 

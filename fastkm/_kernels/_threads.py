@@ -50,11 +50,14 @@ def limit_threads(n_threads):
 
 
 def readonly(array):
-    """A read-only view of a C-contiguous array (a copy if it is not contiguous).
+    """A read-only view of a C-contiguous array (a copy if it is not contiguous; the
+    array itself if it is already both).
 
     Callers pass writable and read-only arrays alike; numba compiles each kind as a
     signature of its own, so the kernels' entry points take read-only views only.
     """
+    if isinstance(array, np.ndarray) and not array.flags.writeable and array.flags.c_contiguous:
+        return array
     view = np.ascontiguousarray(array).view()
     view.flags.writeable = False
     return view
@@ -82,7 +85,8 @@ os.register_at_fork(after_in_child=_forget_pool_in_child)
 def run_blocks(kernel, n_blocks, *args):
     """``kernel(first, stop, *args)`` over blocks 0..n_blocks-1, one contiguous range of
     blocks per thread (the calling thread takes the first); returns when all are done."""
-    n_threads = min(thread_count(), n_blocks)
+    # One block (a small photo's passes): no thread count to look up.
+    n_threads = min(thread_count(), n_blocks) if n_blocks > 1 else 1
     if n_threads <= 1:
         kernel(0, n_blocks, *args)
         return

@@ -123,11 +123,11 @@ def cell_lloyd_step(columns, points, weights, cell_corners, cell_start, task_cel
     run_blocks(_cell_lloyd_tasks, n_tasks, readonly(task_cells), columns, readonly(points),
                readonly(weights), readonly(cell_corners), readonly(cell_start), cell_bits, expanded, centre_columns,
                labels, partial_sums, partial_changed)
-    sum_changes[:] = 0
-    count_changes[:] = 0
-    for task in range(n_tasks):
-        sum_changes += partial_sums[task, :, :3]
-        count_changes += partial_sums[task, :, 3]
+    # Merged in task order (a reduction over the first axis adds the tasks' rows one
+    # after another), as one operation rather than one per task.
+    merged = partial_sums[0] if n_tasks == 1 else partial_sums.sum(axis=0)
+    sum_changes[...] = merged[:, :3]
+    count_changes[...] = merged[:, 3]
     return int(partial_changed.sum())
 
 
