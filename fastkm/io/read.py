@@ -247,7 +247,7 @@ def read_image_file(path, *, max_pixels=DEFAULT_MAX_PIXELS):
     finally:
         Image.MAX_IMAGE_PIXELS = previous_limit
         _decode_lock.release()
-    check_gif_trailer(path, name)
+    check_not_truncated(path, name)
     if noticed:  # one warning per file, however many the decoder gave
         messages = dict.fromkeys(_first_line(warning.message).strip().rstrip(".") for warning in noticed)
         warnings.warn(f"{name}: {'; '.join(messages)}", ImageReadWarning, stacklevel=2)
@@ -366,21 +366,34 @@ def decode_failure(name, error, what):
         return ImageReadError(f"{name}: cannot read ({error.strerror})")
     return ImageReadError(f"{name}: cannot decode as {what} ({_first_line(error)})")
 
-def check_gif_trailer(path: Union[PathLike, bytes], name: Optional[str] = None) -> None:
-    """Raise ImageReadError for a GIF file (a path, or its bytes) cut short: Pillow reads
-    the frames it finds and stops quietly where the data ends, so a GIF must end with its
-    trailer byte ';' (NUL padding after it allowed)."""
+# The ends of files whose decoders stop quietly where the data ends: a GIF's trailer
+# byte, a PNG's IEND chunk (length 0, type, and the CRC every IEND has).
+_GIF_SIGNATURE, _GIF_END = b"GIF8", b";"
+_PNG_SIGNATURE, _PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"
+# How far from the end the end marker is looked for.
+_TAIL_BYTES = 65536
+
+
+def check_not_truncated(path: Union[PathLike, bytes], name: Optional[str] = None) -> None:
+    """Raise ImageReadError for a GIF or PNG file (a path, or its bytes) cut short.
+
+    Pillow reads the frames it finds and stops quietly where the data ends: a GIF must
+    end with its trailer byte ';' (NUL padding after it allowed), and a PNG must hold its
+    IEND chunk near the end (data after it, which some tools append, allowed): without
+    it, the pixels of a cut PNG may still decode, from a file that is not whole."""
     if isinstance(path, bytes):
-        head, tail, where = path[:4], path[-4096:], name or "the image"
+        head, tail, where = path[:8], path[-_TAIL_BYTES:], name or "the image"
     else:
         path = Path(path)
         where = name or str(path)
         with open(path, "rb") as file:
-            head = file.read(4)
-            file.seek(max(0, path.stat().st_size - 4096))
+            head = file.read(8)
+            file.seek(max(0, path.stat().st_size - _TAIL_BYTES))
             tail = file.read()
-    if head == b"GIF8" and not tail.rstrip(b"\0").endswith(b";"):
+    if head.startswith(_GIF_SIGNATURE) and not tail.rstrip(b"\0").endswith(_GIF_END):
         raise ImageReadError(f"{where}: ends without the GIF trailer; the file is truncated")
+    if head == _PNG_SIGNATURE and _PNG_END not in tail:
+        raise ImageReadError(f"{where}: ends without the PNG end chunk (IEND); the file is truncated")
 
 
 def frame_count(path: PathLike) -> int:
