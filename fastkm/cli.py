@@ -277,8 +277,8 @@ def _read_input(input_path, options, file_format="PNG", echo=_note):
     the profile of those pixels (None = sRGB))."""
     _import_fit_meanwhile()
     source = sys.stdin.buffer.read() if _is_stdio(input_path) else input_path
-    image_file = read_image_file(source, max_pixels=options["max_pixels"])
     name = "standard input" if _is_stdio(input_path) else str(input_path)
+    image_file = read_image_file(source, max_pixels=options["max_pixels"], name=name)
     if options.get("frame") is not None:
         # One frame of an animation, composited as shown; profile and metadata are the file's.
         if isinstance(source, bytes):

@@ -310,3 +310,23 @@ def test_write_animation_refuses_labels_past_the_palette_and_bad_durations(tmp_p
         with pytest.raises(io.ImageWriteError, match="durations must be 2 finite numbers"):
             io.write_animation(tmp_path / f"a{suffix}", None, [float("nan"), 100], palettes=[palette], labels=labels)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_max_pixels_none_is_no_limit_and_nonsense_is_refused(tmp_path):
+    path = tmp_path / "small.png"
+    Image.new("RGB", (3, 2)).save(path)
+    assert io.read_image(path, max_pixels=None).shape == (2, 3, 3)
+    assert io.read_animation(path, max_pixels=None).frames.shape == (1, 2, 3, 3)
+    for nonsense in (0, -1, float("nan"), "5"):
+        with pytest.raises(ValueError, match="must be a number of pixels >= 1, or None"):
+            io.read_image(path, max_pixels=nonsense)
+    with pytest.raises(io.ImageReadError, match="exceeds the limit of 1 pixel;"):
+        io.read_image(path, max_pixels=1)
+
+
+def test_bytes_that_are_no_image_are_one_line_naming_the_data():
+    with pytest.raises(io.ImageReadError) as caught:
+        io.read_image(b"not an image at all")
+    assert str(caught.value) == "image data: cannot decode as an image (cannot identify image file)"
+    with pytest.raises(io.ImageReadError, match="^image data: no data"):
+        io.read_image(b"")

@@ -31,7 +31,7 @@ from PIL import GifImagePlugin, Image, ImageSequence
 from typing import Any, Optional
 
 from .atomic import ImageWriteError, Outputs, PathLike, _atomic_save
-from .read import DEFAULT_MAX_PIXELS, ImageReadError, check_not_truncated, decode_failure
+from .read import DEFAULT_MAX_PIXELS, ImageReadError, check_not_truncated, checked_max_pixels, decode_failure
 from .write import _png_text, checked_labels, checked_palette, palette_image
 
 # Formats that hold animations, by output suffix.
@@ -84,17 +84,18 @@ def _plays_from_file(image):
     return int(image.info.get("loop", 0))
 
 
-def read_animation(path: PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+def read_animation(path: PathLike, *, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
                    last_frame: Optional[int] = None) -> Animation:
     """Read every frame of a GIF, APNG or animated WebP file, composited as a viewer shows it.
 
     Returns an Animation (frames (n, H, W, 3 or 4) uint8, durations in ms, loop count).
     A single-frame image comes back as a one-frame animation; ``last_frame`` (counted
     from 0) stops after that frame.  Width x height x frames decoded, taken from the
-    file before any frame is decoded, must not exceed ``max_pixels``.
+    file before any frame is decoded, must not exceed ``max_pixels`` (None: no limit).
     Raises ImageReadError with a one-line reason for a missing, truncated or corrupt
     file, a format that holds no animation, or one over the limit.
     """
+    max_pixels = checked_max_pixels(max_pixels)
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(f"{path}: no such file" if not path.exists() else f"{path}: is a folder, expected a file")
@@ -113,7 +114,7 @@ def read_animation(path: PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
                         f"one of them (frames count from 0 to {n_frames - 1})"
                     )
                 n_frames = last_frame + 1
-            if width * height * n_frames > max_pixels:
+            if max_pixels is not None and width * height * n_frames > max_pixels:
                 raise ImageReadError(
                     f"{path}: {n_frames} frames of {width}x{height} = {width * height * n_frames:,} pixels exceed "
                     f"the limit of {max_pixels:,} pixels over all frames; raise it with --max-pixels if you "
