@@ -277,6 +277,8 @@ def _read_input(input_path, options, file_format="PNG", echo=_note):
     the profile of those pixels (None = sRGB))."""
     _import_fit_meanwhile()
     source = sys.stdin.buffer.read() if _is_stdio(input_path) else input_path
+    if isinstance(source, bytes) and not source:
+        raise Refused("standard input: no data; pipe an image file in")
     name = "standard input" if _is_stdio(input_path) else str(input_path)
     image_file = read_image_file(source, max_pixels=options["max_pixels"], name=name)
     if options.get("frame") is not None:
@@ -483,8 +485,11 @@ def _quantize_to(input_path, output_path, options, echo=_note, inputs=None):
             write_palette(save_palette, result.palette, outputs=staged)
         staged.publish()
     if to_stdout:
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        try:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        except OSError as error:  # a full disk, a closed pipe
+            raise ImageWriteError(f"standard output: cannot write ({reason(error)})") from None
     return result, seconds, image_file.n_bytes, len(data)
 
 
