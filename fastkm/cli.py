@@ -760,23 +760,30 @@ def _fit_shared(inputs, options, recursive, output_dir=None):
         console=Console(stderr=True), disable=_state["quiet"],
     ) as progress:
         task = progress.add_task("sampling for the shared palette", total=len(files))
+        failures = []  # the batch reports each one; the palette is fitted over the others
 
         def images():
             for path in files:
                 try:
                     image_file = read_image_file(path, max_pixels=options["max_pixels"])
                     yield _pixels_to_fit(image_file, options, file_format, str(path), echo=lambda message: None)[0]
-                except (ImageReadError, OSError):
-                    pass
+                except (ImageReadError, OSError) as error:
+                    failures.append(error)
                 finally:
                     progress.advance(task)
 
         with _kernels.compile_notices(lambda: progress.console.print(COMPILING, markup=False, highlight=False)):
+            sampled = images()
+            first = next(sampled, None)
+            if first is None:
+                raise Refused(f"no input could be read to fit the shared palette; {_message(failures[0])}")
             options["palette"] = shared_palette(
-                images(), options["n_colors"], seed=options["seed"], space=options["space"],
+                itertools.chain([first], sampled), options["n_colors"], seed=options["seed"], space=options["space"],
                 sample_size=options["sample_size"],
             )
-    _note(f"shared palette: {_count(options['palette'].shape[0], 'colour')} fitted over {_count(len(files), 'input')}")
+    unread = f" ({len(failures)} could not be read)" if failures else ""
+    _note(f"shared palette: {_count(options['palette'].shape[0], 'colour')} fitted over "
+          f"{_count(len(files) - len(failures), 'input')}{unread}")
     return files
 
 

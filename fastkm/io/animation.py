@@ -20,6 +20,7 @@ Every writer merges identical consecutive frames into one, their durations added
 same playback in fewer bytes.
 """
 
+import os
 import warnings
 from dataclasses import dataclass
 from io import BytesIO
@@ -31,7 +32,14 @@ from PIL import GifImagePlugin, Image, ImageSequence
 from typing import Any, Optional
 
 from .atomic import ImageWriteError, Outputs, PathLike, _atomic_save
-from .read import DEFAULT_MAX_PIXELS, ImageReadError, check_not_truncated, checked_max_pixels, decode_failure
+from .read import (
+    DEFAULT_MAX_PIXELS,
+    ImageReadError,
+    check_not_truncated,
+    checked_max_pixels,
+    decode_failure,
+    regular_file_size,
+)
 from .write import _png_text, checked_labels, checked_palette, palette_image
 
 # Formats that hold animations, by output suffix.
@@ -64,6 +72,8 @@ class Animation:
 
 def is_animation(path: PathLike) -> bool:
     """True when ``path`` is a GIF, PNG or WebP file with more than one frame."""
+    if not os.path.isfile(path):
+        return False  # a pipe or a device is not opened here: read_image says what it is
     try:
         # Decoder warnings (a corrupt EXIF block) are read_image's to report, once.
         with warnings.catch_warnings():
@@ -97,8 +107,7 @@ def read_animation(path: PathLike, *, max_pixels: Optional[int] = DEFAULT_MAX_PI
     """
     max_pixels = checked_max_pixels(max_pixels)
     path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(f"{path}: no such file" if not path.exists() else f"{path}: is a folder, expected a file")
+    regular_file_size(path)
     previous_limit = Image.MAX_IMAGE_PIXELS
     try:
         Image.MAX_IMAGE_PIXELS = None  # our limit, over all frames, replaces Pillow's

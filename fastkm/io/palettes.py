@@ -86,7 +86,8 @@ def read_palette(path: PathLike) -> np.ndarray:
     what is wrong."""
     path = Path(path)
     if not path.is_file():
-        raise ImageReadError(f"{path}: no such palette file")
+        what = "no such palette file" if not path.exists() else "is not a palette file (a folder, a pipe or a device)"
+        raise ImageReadError(f"{path}: {what}")
     suffix = path.suffix.lower()
     try:
         if suffix == ".gpl":

@@ -1,6 +1,7 @@
 """Reading image files into uint8 arrays, with their colour profile and metadata (Pillow)."""
 
 import io
+import os
 import re
 import stat
 import threading
@@ -206,17 +207,29 @@ def _source(path, name=None):
             raise ImageReadError(f"{name}: no data (0 bytes)")
         return io.BytesIO(data), len(data), name
     path = Path(path)
+    n_bytes = regular_file_size(path)
+    if n_bytes == 0:
+        raise ImageReadError(f"{path}: file is empty")
+    return path, n_bytes, str(path)
+
+
+def regular_file_size(path: PathLike) -> int:
+    """The size in bytes of the regular file at path; ImageReadError when there is none,
+    or when it is a folder, a pipe or a device (a pipe with no writer would block the
+    read forever, a device can be endless)."""
     try:
-        status = path.stat()
+        status = os.stat(path)
     except FileNotFoundError:
         raise ImageReadError(f"{path}: no such file") from None
     except OSError as error:
         raise ImageReadError(f"{path}: cannot read ({error.strerror or error})") from None
     if stat.S_ISDIR(status.st_mode):
         raise ImageReadError(f"{path}: is a folder, expected an image file")
-    if status.st_size == 0:
-        raise ImageReadError(f"{path}: file is empty")
-    return path, status.st_size, str(path)
+    if not stat.S_ISREG(status.st_mode):
+        raise ImageReadError(
+            f"{path}: is not a regular file (a pipe or a device); save the image to a file, or pipe it to standard input"
+        )
+    return status.st_size
 
 
 def read_image_file(path, *, max_pixels=DEFAULT_MAX_PIXELS, name=None):
@@ -277,6 +290,8 @@ def read_image_file(path, *, max_pixels=DEFAULT_MAX_PIXELS, name=None):
 def read_colour_profile(path):
     """The ``icc_profile`` that ``read_image_file(path)`` would give, from the file's
     header alone (no pixel decoded); None for sRGB and for a file that cannot be read."""
+    if not os.path.isfile(path):
+        return None  # a pipe is not opened here (it could block): read_image says what it is
     previous_limit = Image.MAX_IMAGE_PIXELS
     try:
         Image.MAX_IMAGE_PIXELS = None
