@@ -1148,6 +1148,12 @@ def palette_command(
             for (code, rgb, alpha), share in zip(rows, shares):
                 translucent = f"  alpha {alpha}" if alpha is not None and alpha < 255 else ""
                 typer.echo(f"{code:<9}  rgb({rgb[0]:3d}, {rgb[1]:3d}, {rgb[2]:3d})  {100 * share:5.1f} %{translucent}")
+        if not rows:
+            _note("note: every pixel of the image is fully transparent: there is no colour to list")
+            if swatch is not None:
+                raise Refused(f"{swatch}: not written; every pixel of {input_path} is fully transparent, "
+                              "so there is no colour to draw")
+            return
         if n_transparent:
             _note(f"note: {n_transparent:,} fully transparent pixels left out; shares are of the visible pixels")
         if result.n_distinct < n_colors:
