@@ -949,6 +949,9 @@ def quantize_command(
                                  param_hint="'--psnr'")
     if shared and palette_file is not None:
         raise typer.BadParameter("fits a palette; not with --palette", param_hint="'--shared-palette'")
+    if output is not None and not output.strip():
+        raise typer.BadParameter("is empty; name an output file, a folder, or '-' for standard output",
+                                 param_hint="'-o'")
     from_stdin = any(_is_stdio(path) for path in inputs)
     if from_stdin and len(inputs) > 1:
         raise typer.BadParameter("'-' (standard input) must be the only INPUT", param_hint="'INPUT...'")

@@ -618,3 +618,8 @@ def test_a_full_standard_output_is_one_line_naming_it(tmp_path):
 def test_empty_standard_input_says_what_to_do(tmp_path):
     empty = runner.invoke(app, ["quantize", "-", "-o", str(tmp_path / "x.png")], input=b"")
     assert empty.exit_code == 1 and "error: standard input: no data; pipe an image file in" in empty.output
+
+
+def test_an_empty_output_name_is_a_usage_error(photo_copy):
+    result = invoke("quantize", photo_copy, "-o", "")
+    assert result.exit_code == 2 and "error: Invalid value for '-o': is empty; name an output file" in result.output

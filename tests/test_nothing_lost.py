@@ -440,7 +440,7 @@ def test_max_pixels_message_gives_exact_pixel_counts(tmp_path):
     photo = save(tmp_path / "photo.png")
     result = invoke("quantize", photo, "-o", tmp_path / "out.png", "--max-pixels", 1)
     assert result.exit_code == 1 and one_error_line(result)
-    assert "32x24 = 768 pixels exceeds the limit of 1 pixels" in result.output
+    assert "32x24 = 768 pixels exceeds the limit of 1 pixel;" in result.output
 
 
 def test_decoder_warnings_become_one_note(tmp_path):
