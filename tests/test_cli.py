@@ -622,4 +622,4 @@ def test_empty_standard_input_says_what_to_do(tmp_path):
 
 def test_an_empty_output_name_is_a_usage_error(photo_copy):
     result = invoke("quantize", photo_copy, "-o", "")
-    assert result.exit_code == 2 and "error: Invalid value for '-o': is empty; name an output file" in result.output
+    assert result.exit_code == 2 and "Invalid value for '-o': is empty; name an output file" in result.output
