@@ -81,6 +81,11 @@ class _Group(typer.core.TyperGroup):
 
     def parse_args(self, ctx, args):
         _state.update(debug=False, quiet=False)
+        if "" in args:
+            # typer reads an empty path as ".": `fastkm quantize "$UNSET"` would quantize
+            # the whole current folder.
+            usage_error = sys.modules[typer.BadParameter.__module__].UsageError  # typer's click, as in run()
+            raise usage_error("an argument is empty (an unset shell variable?); remove it or give it a value", ctx=ctx)
         rest, positional_only = [], False
         for arg in args:
             if positional_only or arg not in GLOBAL_FLAGS:
@@ -950,7 +955,7 @@ def quantize_command(
     if shared and palette_file is not None:
         raise typer.BadParameter("fits a palette; not with --palette", param_hint="'--shared-palette'")
     if output is not None and not output.strip():
-        raise typer.BadParameter("is empty; name an output file, a folder, or '-' for standard output",
+        raise typer.BadParameter("is blank; name an output file, a folder, or '-' for standard output",
                                  param_hint="'-o'")
     from_stdin = any(_is_stdio(path) for path in inputs)
     if from_stdin and len(inputs) > 1:

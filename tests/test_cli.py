@@ -620,6 +620,14 @@ def test_empty_standard_input_says_what_to_do(tmp_path):
     assert empty.exit_code == 1 and "error: standard input: no data; pipe an image file in" in empty.output
 
 
-def test_an_empty_output_name_is_a_usage_error(photo_copy):
-    result = invoke("quantize", photo_copy, "-o", "")
-    assert result.exit_code == 2 and "Invalid value for '-o': is empty; name an output file" in result.output
+def test_an_empty_argument_is_a_usage_error_not_the_current_folder(tmp_path, monkeypatch):
+    """typer reads "" as the path ".": `fastkm quantize "$UNSET"` must not quantize the
+    current folder, nor `-o ""` name it."""
+    Image.fromarray(np.arange(48, dtype=np.uint8).reshape(4, 4, 3)).save(tmp_path / "photo.png")
+    monkeypatch.chdir(tmp_path)
+    for args in (["quantize", ""], ["quantize", "photo.png", "-o", ""], ["palette", ""], ["compare", "", "-o", "x.png"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and "an argument is empty (an unset shell variable?)" in result.output, args
+    blank = invoke("quantize", "photo.png", "-o", "  ")
+    assert blank.exit_code == 2 and "is blank; name an output file" in blank.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
