@@ -244,6 +244,8 @@ def _image_pixels(image, pixel_lists=True):
 
 def psnr_from_mse(mse: float) -> float:
     """PSNR in dB of a mean squared error per channel on 0..255 data (inf for 0)."""
+    if not mse >= 0:
+        raise FastkmError(f"mse={mse!r} must be a number >= 0")
     return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 
@@ -752,6 +754,12 @@ class FramesResult:
 
 def _frame_stack(frames):
     """Frames as one (n, H, W, C) uint8 array; all frames must have one shape."""
+    if isinstance(frames, (str, os.PathLike)):  # not a sequence of one-letter frames
+        raise FastkmError(
+            f"frames is a file name ({os.fspath(frames)!r}), expected its pixels: pass "
+            f"fastkm.io.read_animation({os.fspath(frames)!r}).frames, which decodes every frame"
+        )
+    _refuse_file_name(frames, "frames")  # the bytes of a file
     if isinstance(frames, np.ndarray):
         _check_uint8(frames.dtype, "frames")
         if frames.ndim == 3:

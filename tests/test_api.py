@@ -332,3 +332,12 @@ def test_fastkm_io_loads_on_first_use_in_a_fresh_interpreter():
     code = "import fastkm; fastkm.io.read_image; from fastkm import io; print(io.__name__)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "fastkm.io", done.stderr[-500:]
+
+
+def test_frames_given_as_a_file_name_and_negative_mse_are_refused_clearly():
+    with pytest.raises(fastkm.FastkmError, match=r"frames is a file name \('in.gif'\).*read_animation\('in.gif'\)"):
+        fastkm.quantize_frames("in.gif", 4)
+    for mse in (-1.0, float("nan")):
+        with pytest.raises(fastkm.FastkmError, match="must be a number >= 0"):
+            fastkm.psnr_from_mse(mse)
+    assert fastkm.psnr_from_mse(0) == float("inf")
