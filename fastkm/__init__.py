@@ -42,7 +42,9 @@ def __getattr__(name):
 
         return getattr(api, name)
     if name == "io":  # image files: fastkm.io.read_image without importing fastkm.io first
-        from . import io
+        # import_module, not "from . import io": that asks this package for "io" first,
+        # which lands here again, without end.
+        import importlib
 
-        return io
+        return importlib.import_module(".io", __name__)
     raise AttributeError(f"module 'fastkm' has no attribute {name!r}")

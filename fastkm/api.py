@@ -112,12 +112,27 @@ def _is_pillow_image(value):
 
 
 def _refuse_file_name(value, what):
+    if isinstance(value, (bytes, bytearray)) and (len(value) > 4096 or b"\0" in value):
+        # Not a name: the bytes of an encoded file, or raw pixel bytes.
+        raise FastkmError(
+            f"{what} is {len(value):,} bytes, expected its pixels: pass fastkm.io.read_image(data) for the bytes "
+            f"of an image file, or np.frombuffer(data, np.uint8).reshape(height, width, channels) for raw pixels"
+        )
     if isinstance(value, (str, bytes, os.PathLike)):
         name = os.fsdecode(value)
         raise FastkmError(
             f"{what} is a file name ({name!r}), expected its pixels: "
             f"pass fastkm.io.read_image({name!r}), which decodes the file"
         )
+
+
+def _as_array(value, what):
+    """np.asarray(value), with a one-line FastkmError for what makes no array (a ragged list)."""
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as error:
+        reason = str(error).split(". ")[0].splitlines()[0]
+        raise FastkmError(f"{what} cannot be made an array ({reason}); pass rows of equal length, or an array") from None
 
 
 def _integers_as_uint8(array, what):
@@ -143,7 +158,7 @@ def _integers_as_uint8(array, what):
 def _as_uint8(array, what):
     """A uint8 array from uint8 data or integers in 0..255; anything else refused."""
     _refuse_file_name(array, what)
-    array = np.asarray(array)
+    array = _as_array(array, what)
     converted = _integers_as_uint8(array, what)
     if converted is None:
         _check_uint8(array.dtype, what)
@@ -180,7 +195,7 @@ def _image_as_uint8(image):
     _refuse_file_name(image, "image")
     if _is_pillow_image(image):
         return _pillow_pixels(image)
-    array = np.asarray(image)
+    array = _as_array(image, "image")
     if np.issubdtype(array.dtype, np.floating):
         return _floats_as_uint8(array)
     return _as_uint8(array, "image")
@@ -229,6 +244,8 @@ def _image_pixels(image, pixel_lists=True):
 
 def psnr_from_mse(mse: float) -> float:
     """PSNR in dB of a mean squared error per channel on 0..255 data (inf for 0)."""
+    if not mse >= 0:
+        raise FastkmError(f"mse={mse!r} must be a number >= 0")
     return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 
@@ -737,6 +754,12 @@ class FramesResult:
 
 def _frame_stack(frames):
     """Frames as one (n, H, W, C) uint8 array; all frames must have one shape."""
+    if isinstance(frames, (str, os.PathLike)):  # not a sequence of one-letter frames
+        raise FastkmError(
+            f"frames is a file name ({os.fspath(frames)!r}), expected its pixels: pass "
+            f"fastkm.io.read_animation({os.fspath(frames)!r}).frames, which decodes every frame"
+        )
+    _refuse_file_name(frames, "frames")  # the bytes of a file
     if isinstance(frames, np.ndarray):
         _check_uint8(frames.dtype, "frames")
         if frames.ndim == 3:
@@ -961,7 +984,17 @@ class KMeans:
         if isinstance(self.random_state, np.random.RandomState):
             # scikit-learn style: draw our seed from the caller's legacy generator.
             rng = np.random.default_rng(self.random_state.randint(2**31))
+        elif isinstance(self.random_state, np.random.Generator):
+            rng = self.random_state
         else:
+            if self.random_state is not None and (
+                isinstance(self.random_state, bool) or not isinstance(self.random_state, (int, np.integer))
+                or self.random_state < 0
+            ):
+                raise FastkmError(
+                    f"random_state={self.random_state!r} must be None, a non-negative integer, "
+                    "a numpy Generator or a RandomState"
+                )
             rng = np.random.default_rng(self.random_state)
 
         if sample_weight is None:

@@ -81,6 +81,11 @@ class _Group(typer.core.TyperGroup):
 
     def parse_args(self, ctx, args):
         _state.update(debug=False, quiet=False)
+        if "" in args:
+            # typer reads an empty path as ".": `fastkm quantize "$UNSET"` would quantize
+            # the whole current folder.
+            usage_error = sys.modules[typer.BadParameter.__module__].UsageError  # typer's click, as in run()
+            raise usage_error("an argument is empty (an unset shell variable?); remove it or give it a value", ctx=ctx)
         rest, positional_only = [], False
         for arg in args:
             if positional_only or arg not in GLOBAL_FLAGS:
@@ -277,8 +282,10 @@ def _read_input(input_path, options, file_format="PNG", echo=_note):
     the profile of those pixels (None = sRGB))."""
     _import_fit_meanwhile()
     source = sys.stdin.buffer.read() if _is_stdio(input_path) else input_path
-    image_file = read_image_file(source, max_pixels=options["max_pixels"])
+    if isinstance(source, bytes) and not source:
+        raise Refused("standard input: no data; pipe an image file in")
     name = "standard input" if _is_stdio(input_path) else str(input_path)
+    image_file = read_image_file(source, max_pixels=options["max_pixels"], name=name)
     if options.get("frame") is not None:
         # One frame of an animation, composited as shown; profile and metadata are the file's.
         if isinstance(source, bytes):
@@ -483,8 +490,11 @@ def _quantize_to(input_path, output_path, options, echo=_note, inputs=None):
             write_palette(save_palette, result.palette, outputs=staged)
         staged.publish()
     if to_stdout:
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        try:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        except OSError as error:  # a full disk, a closed pipe
+            raise ImageWriteError(f"standard output: cannot write ({reason(error)})") from None
     return result, seconds, image_file.n_bytes, len(data)
 
 
@@ -755,23 +765,30 @@ def _fit_shared(inputs, options, recursive, output_dir=None):
         console=Console(stderr=True), disable=_state["quiet"],
     ) as progress:
         task = progress.add_task("sampling for the shared palette", total=len(files))
+        failures = []  # the batch reports each one; the palette is fitted over the others
 
         def images():
             for path in files:
                 try:
                     image_file = read_image_file(path, max_pixels=options["max_pixels"])
                     yield _pixels_to_fit(image_file, options, file_format, str(path), echo=lambda message: None)[0]
-                except (ImageReadError, OSError):
-                    pass
+                except (ImageReadError, OSError) as error:
+                    failures.append(error)
                 finally:
                     progress.advance(task)
 
         with _kernels.compile_notices(lambda: progress.console.print(COMPILING, markup=False, highlight=False)):
+            sampled = images()
+            first = next(sampled, None)
+            if first is None:
+                raise Refused(f"no input could be read to fit the shared palette; {_message(failures[0])}")
             options["palette"] = shared_palette(
-                images(), options["n_colors"], seed=options["seed"], space=options["space"],
+                itertools.chain([first], sampled), options["n_colors"], seed=options["seed"], space=options["space"],
                 sample_size=options["sample_size"],
             )
-    _note(f"shared palette: {_count(options['palette'].shape[0], 'colour')} fitted over {_count(len(files), 'input')}")
+    unread = f" ({len(failures)} could not be read)" if failures else ""
+    _note(f"shared palette: {_count(options['palette'].shape[0], 'colour')} fitted over "
+          f"{_count(len(files) - len(failures), 'input')}{unread}")
     return files
 
 
@@ -937,6 +954,9 @@ def quantize_command(
                                  param_hint="'--psnr'")
     if shared and palette_file is not None:
         raise typer.BadParameter("fits a palette; not with --palette", param_hint="'--shared-palette'")
+    if output is not None and not output.strip():
+        raise typer.BadParameter("is blank; name an output file, a folder, or '-' for standard output",
+                                 param_hint="'-o'")
     from_stdin = any(_is_stdio(path) for path in inputs)
     if from_stdin and len(inputs) > 1:
         raise typer.BadParameter("'-' (standard input) must be the only INPUT", param_hint="'INPUT...'")
@@ -1136,6 +1156,12 @@ def palette_command(
             for (code, rgb, alpha), share in zip(rows, shares):
                 translucent = f"  alpha {alpha}" if alpha is not None and alpha < 255 else ""
                 typer.echo(f"{code:<9}  rgb({rgb[0]:3d}, {rgb[1]:3d}, {rgb[2]:3d})  {100 * share:5.1f} %{translucent}")
+        if not rows:
+            _note("note: every pixel of the image is fully transparent: there is no colour to list")
+            if swatch is not None:
+                raise Refused(f"{swatch}: not written; every pixel of {input_path} is fully transparent, "
+                              "so there is no colour to draw")
+            return
         if n_transparent:
             _note(f"note: {n_transparent:,} fully transparent pixels left out; shares are of the visible pixels")
         if result.n_distinct < n_colors:

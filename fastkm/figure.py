@@ -43,7 +43,9 @@ def palette_strip(palette, shares, width, height):
         widest = int(np.argmax(np.diff(edges)))
         edges[widest + 1:] -= overflow
     edges[-1] = width
-    strip = np.empty((height, width, 3), dtype=np.uint8)
+    # Zeros, not np.empty: with no colour (an image whose every pixel is transparent)
+    # no band covers the strip, and it must be black, not leftover memory.
+    strip = np.zeros((height, width, 3), dtype=np.uint8)
     for colour, start, stop in zip(colours, edges[:-1], edges[1:]):
         strip[:, start:stop] = colour
     return strip

@@ -121,6 +121,8 @@ def test_quantize_hand_computed_case():
         (np.zeros((4, 4, 3), np.uint8), {"sample_size": -1}, "sample_size=-1"),
         (np.zeros((4, 4, 3), np.uint8), {"tol": float("nan")}, "tol=nan"),
         (np.zeros((4, 4, 3), np.uint8), {"seed": -1}, "seed=-1 must be a non-negative integer"),
+        ([[[1, 2, 3]], [[1, 2]]], {}, "image cannot be made an array (setting an array element with a sequence)"),
+        (bytes(5000), {}, "image is 5,000 bytes, expected its pixels: pass fastkm.io.read_image(data)"),
     ],
 )
 def test_quantize_rejects_bad_input_with_a_clear_message(image, kwargs, message):
@@ -314,3 +316,28 @@ def test_the_package_ships_its_type_hints():
 
     assert files("fastkm").joinpath("py.typed").is_file()
     assert fastkm.quantize.__annotations__["return"] is fastkm.QuantizeResult
+
+
+@pytest.mark.parametrize("random_state", [-1, 1.5, "0", True])
+def test_kmeans_refuses_other_random_states_with_a_clear_message(random_state):
+    with pytest.raises(fastkm.FastkmError, match="random_state=.* must be None, a non-negative integer"):
+        fastkm.KMeans(2, random_state=random_state).fit(np.arange(12, dtype=np.uint8).reshape(4, 3))
+
+
+def test_fastkm_io_loads_on_first_use_in_a_fresh_interpreter():
+    """fastkm.io and ``from fastkm import io`` without importing fastkm.io first."""
+    import subprocess
+    import sys
+
+    code = "import fastkm; fastkm.io.read_image; from fastkm import io; print(io.__name__)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "fastkm.io", done.stderr[-500:]
+
+
+def test_frames_given_as_a_file_name_and_negative_mse_are_refused_clearly():
+    with pytest.raises(fastkm.FastkmError, match=r"frames is a file name \('in.gif'\).*read_animation\('in.gif'\)"):
+        fastkm.quantize_frames("in.gif", 4)
+    for mse in (-1.0, float("nan")):
+        with pytest.raises(fastkm.FastkmError, match="must be a number >= 0"):
+            fastkm.psnr_from_mse(mse)
+    assert fastkm.psnr_from_mse(0) == float("inf")

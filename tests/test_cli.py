@@ -4,6 +4,7 @@ import hashlib
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -601,3 +602,32 @@ def test_a_batch_in_parallel_writes_the_bytes_of_one_file_at_a_time(tmp_path, sa
     single = tmp_path / "single.png"
     assert invoke("quantize", source / "photo4.png", "-o", single, "-k", 8).exit_code == 0
     assert digest(single) == outputs[1]["photo4.png"]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_standard_output_is_one_line_naming_it(tmp_path):
+    image = tmp_path / "small.png"
+    Image.fromarray(np.arange(48, dtype=np.uint8).reshape(4, 4, 3)).save(image)
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run([sys.executable, "-m", "fastkm", "quantize", str(image), "-k", "4", "-o", "-"],
+                              stdout=full, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == "error: standard output: cannot write (No space left on device)"
+
+
+def test_empty_standard_input_says_what_to_do(tmp_path):
+    empty = runner.invoke(app, ["quantize", "-", "-o", str(tmp_path / "x.png")], input=b"")
+    assert empty.exit_code == 1 and "error: standard input: no data; pipe an image file in" in empty.output
+
+
+def test_an_empty_argument_is_a_usage_error_not_the_current_folder(tmp_path, monkeypatch):
+    """typer reads "" as the path ".": `fastkm quantize "$UNSET"` must not quantize the
+    current folder, nor `-o ""` name it."""
+    Image.fromarray(np.arange(48, dtype=np.uint8).reshape(4, 4, 3)).save(tmp_path / "photo.png")
+    monkeypatch.chdir(tmp_path)
+    for args in (["quantize", ""], ["quantize", "photo.png", "-o", ""], ["palette", ""], ["compare", "", "-o", "x.png"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and "an argument is empty (an unset shell variable?)" in result.output, args
+    blank = invoke("quantize", "photo.png", "-o", "  ")
+    assert blank.exit_code == 2 and "is blank; name an output file" in blank.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]

@@ -220,3 +220,113 @@ def test_frame_count(tmp_path):
     frames[0].save(tmp_path / "still.png")
     assert io.frame_count(tmp_path / "still.png") == 1
     assert io.frame_count(tmp_path / "missing.png") == 1
+
+
+@pytest.mark.parametrize("kind", ["still", "animation"])
+def test_a_png_cut_anywhere_is_refused_even_where_its_pixels_decode(tmp_path, kind):
+    """Cut inside the last IDAT's checksum or the IEND chunk, a PNG's pixels still
+    decode: the missing end chunk says the file is not whole."""
+    pixels = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
+    whole = tmp_path / "whole.png"
+    if kind == "still":
+        Image.fromarray(pixels).save(whole)
+    else:
+        frames = [Image.fromarray(pixels), Image.fromarray(pixels[::-1])]
+        frames[0].save(whole, save_all=True, append_images=frames[1:], duration=100)
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.png"
+    for n_bytes in (len(data) - 1, len(data) - 12, len(data) - 16):
+        cut.write_bytes(data[:n_bytes])
+        with pytest.raises(io.ImageReadError, match="truncated"):
+            io.read_image(cut)
+        with pytest.raises(io.ImageReadError, match="truncated"):
+            io.read_image(data[:n_bytes])
+    cut.write_bytes(data + b"data some tools append")
+    assert io.read_image(cut).shape == (4, 4, 3)
+
+
+@pytest.mark.parametrize(
+    "palette, labels, message",
+    [
+        (np.zeros((4, 3), np.uint8), np.full((2, 2), 4, np.uint8), "labels range from 4 to 4; a palette of 4 colours"),
+        (np.zeros((4, 3), np.uint8), np.full((2, 2), -1), "labels range from -1 to -1"),
+        (np.zeros((4, 3), np.uint8), np.zeros((2, 2)), "dtype float64; expected \\(H, W\\) integer"),
+        (np.zeros((4, 3), np.uint8), np.zeros(4, np.uint8), "shape \\(4,\\)"),
+        (np.zeros((4, 3), np.uint8), np.zeros((0, 2), np.uint8), "shape \\(0, 2\\)"),
+        (np.full((4, 3), 0.5), np.zeros((2, 2), np.uint8), "palette has dtype float64; expected uint8"),
+        (np.zeros((4, 5), np.uint8), np.zeros((2, 2), np.uint8), "palette has shape \\(4, 5\\)"),
+        (np.zeros((0, 3), np.uint8), np.zeros((2, 2), np.uint8), "palette has shape \\(0, 3\\)"),
+    ],
+)
+def test_write_quantized_refuses_what_it_would_write_wrong(tmp_path, palette, labels, message):
+    path = tmp_path / "out.png"
+    with pytest.raises(io.ImageWriteError, match=message) as caught:
+        io.write_quantized(path, palette, labels)
+    assert str(caught.value).startswith(f"{path}: ") and "\n" not in str(caught.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_quantized_takes_integer_palettes_in_range(tmp_path):
+    io.write_quantized(tmp_path / "out.png", [[0, 128, 255]], np.zeros((2, 2), np.int64))
+    assert np.array_equal(io.read_image(tmp_path / "out.png"), np.tile([0, 128, 255], (2, 2, 1)))
+
+
+@pytest.mark.parametrize(
+    "image, message",
+    [
+        (np.zeros((3, 3, 3)), "dtype float64; expected uint8"),
+        (np.zeros((3, 3, 5), np.uint8), "shape \\(3, 3, 5\\)"),
+        (np.zeros((0, 3, 3), np.uint8), "shape \\(0, 3, 3\\)"),
+        (np.zeros(3, np.uint8), "shape \\(3,\\)"),
+    ],
+)
+def test_write_image_refuses_other_images(tmp_path, image, message):
+    with pytest.raises(io.ImageWriteError, match=message):
+        io.write_image(tmp_path / "out.png", image)
+    with pytest.raises(io.ImageWriteError, match="unknown output format .xyz"):
+        io.write_image(tmp_path / "out.xyz", np.zeros((3, 3, 3), np.uint8))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_palette_refuses_other_palettes(tmp_path):
+    for palette, message in [(np.zeros((3, 5), np.uint8), "shape \\(3, 5\\)"), (np.zeros((3, 3)), "dtype float64"),
+                             (np.zeros((0, 3), np.uint8), "shape \\(0, 3\\)")]:
+        with pytest.raises(io.ImageWriteError, match=message):
+            io.write_palette(tmp_path / "p.json", palette)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_animation_refuses_labels_past_the_palette_and_bad_durations(tmp_path):
+    palette = np.array([[0, 0, 0], [255, 255, 255]], np.uint8)
+    labels = np.zeros((2, 3, 3), np.uint8)
+    past = labels.copy()
+    past[1, 2, 2] = 2
+    for suffix in (".gif", ".png"):
+        with pytest.raises(io.ImageWriteError, match="labels range from 0 to 2; a palette of 2 colours"):
+            io.write_animation(tmp_path / f"a{suffix}", None, [100, 100], palettes=[palette], labels=past)
+        with pytest.raises(io.ImageWriteError, match="labels of frame 1 range from 5 to 5"):
+            io.write_animation(tmp_path / f"a{suffix}", None, [100, 100], palettes=[palette, palette],
+                               labels=np.stack([labels[0], labels[1] + 5]))
+        with pytest.raises(io.ImageWriteError, match="durations must be 2 finite numbers"):
+            io.write_animation(tmp_path / f"a{suffix}", None, [float("nan"), 100], palettes=[palette], labels=labels)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_max_pixels_none_is_no_limit_and_nonsense_is_refused(tmp_path):
+    path = tmp_path / "small.png"
+    Image.new("RGB", (3, 2)).save(path)
+    assert io.read_image(path, max_pixels=None).shape == (2, 3, 3)
+    assert io.read_animation(path, max_pixels=None).frames.shape == (1, 2, 3, 3)
+    for nonsense in (0, -1, float("nan"), "5"):
+        with pytest.raises(ValueError, match="must be a number of pixels >= 1, or None"):
+            io.read_image(path, max_pixels=nonsense)
+    with pytest.raises(io.ImageReadError, match="exceeds the limit of 1 pixel;"):
+        io.read_image(path, max_pixels=1)
+
+
+def test_bytes_that_are_no_image_are_one_line_naming_the_data():
+    with pytest.raises(io.ImageReadError) as caught:
+        io.read_image(b"not an image at all")
+    assert str(caught.value) == "image data: cannot decode as an image (cannot identify image file)"
+    with pytest.raises(io.ImageReadError, match="^image data: no data"):
+        io.read_image(b"")

@@ -440,7 +440,7 @@ def test_max_pixels_message_gives_exact_pixel_counts(tmp_path):
     photo = save(tmp_path / "photo.png")
     result = invoke("quantize", photo, "-o", tmp_path / "out.png", "--max-pixels", 1)
     assert result.exit_code == 1 and one_error_line(result)
-    assert "32x24 = 768 pixels exceeds the limit of 1 pixels" in result.output
+    assert "32x24 = 768 pixels exceeds the limit of 1 pixel;" in result.output
 
 
 def test_decoder_warnings_become_one_note(tmp_path):
@@ -679,3 +679,37 @@ def test_palette_images_read_as_pillow_converts_them(tmp_path, name):
         assert np.all(rgba[..., 3] == 255)
         rgba = rgba[..., :3]
     np.testing.assert_array_equal(read, rgba)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_a_named_pipe_as_input_is_refused_without_blocking(tmp_path):
+    """Opening a pipe that nobody writes to waits forever: every command and the
+    shared-palette sampling say what it is instead, and the other inputs are done."""
+    fifo = tmp_path / "pipe.gif"
+    os.mkfifo(fifo)
+    good = tmp_path / "good.png"
+    Image.fromarray(np.arange(48, dtype=np.uint8).reshape(4, 4, 3)).save(good)
+    script = textwrap.dedent(f"""
+        import sys
+        from fastkm.cli import app
+        for args in (["quantize", {str(fifo)!r}, "-o", {str(tmp_path / "a.gif")!r}],
+                     ["palette", {str(fifo)!r}],
+                     ["quantize", {str(fifo)!r}, {str(good)!r}, "--shared-palette", "-o", {str(tmp_path / "shared")!r}]):
+            try:
+                app(args, prog_name="fastkm")
+            except SystemExit as stop:
+                print("exit", stop.code, file=sys.stderr)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.stderr.count("pipe.gif: is not a regular file (a pipe or a device)") == 3, done.stderr[-800:]
+    assert done.stderr.count("exit 1") == 3
+    assert (tmp_path / "shared" / "good.png").exists() and not (tmp_path / "a.gif").exists()
+
+
+def test_a_shared_palette_over_inputs_none_of_which_read_is_one_line(tmp_path):
+    for name in ("a.png", "b.png"):
+        (tmp_path / name).write_text("not an image")
+    result = invoke("quantize", tmp_path / "a.png", tmp_path / "b.png", "--shared-palette", "-o", tmp_path / "out")
+    assert result.exit_code == 1
+    assert "error: no input could be read to fit the shared palette; " in result.output
+    assert "a.png: cannot decode as an image" in result.output and not (tmp_path / "out").exists()

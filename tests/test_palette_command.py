@@ -119,3 +119,17 @@ def test_compare_palette_strip(photo_copy, tmp_path):
     # The strip holds exactly the palette's six colours (and the white margin).
     strip_colours = {tuple(c) for c in b[a.shape[0]:].reshape(-1, 3)} - {(255, 255, 255)}
     assert len(strip_colours) == 6
+
+
+def test_an_image_with_no_visible_pixel_lists_nothing_and_draws_no_swatch(tmp_path):
+    image = tmp_path / "clear.png"
+    Image.fromarray(np.zeros((4, 4, 4), np.uint8), "RGBA").save(image)
+    listed = runner.invoke(app, ["palette", str(image), "--json"])
+    assert listed.exit_code == 0 and json.loads(listed.stdout) == []
+    assert "every pixel of the image is fully transparent" in listed.output
+    swatch = runner.invoke(app, ["palette", str(image), "-o", str(tmp_path / "swatch.png")])
+    assert swatch.exit_code == 1 and "swatch.png: not written; every pixel of" in swatch.output
+    assert not (tmp_path / "swatch.png").exists()
+    from fastkm.figure import palette_strip
+
+    assert not palette_strip(np.zeros((0, 3), np.uint8), np.zeros(0), 8, 2).any()

@@ -20,6 +20,7 @@ Every writer merges identical consecutive frames into one, their durations added
 same playback in fewer bytes.
 """
 
+import os
 import warnings
 from dataclasses import dataclass
 from io import BytesIO
@@ -31,8 +32,15 @@ from PIL import GifImagePlugin, Image, ImageSequence
 from typing import Any, Optional
 
 from .atomic import ImageWriteError, Outputs, PathLike, _atomic_save
-from .read import DEFAULT_MAX_PIXELS, ImageReadError, check_gif_trailer, decode_failure
-from .write import _png_text, palette_image
+from .read import (
+    DEFAULT_MAX_PIXELS,
+    ImageReadError,
+    check_not_truncated,
+    checked_max_pixels,
+    decode_failure,
+    regular_file_size,
+)
+from .write import _png_text, checked_labels, checked_palette, palette_image
 
 # Formats that hold animations, by output suffix.
 ANIMATION_SUFFIXES = {".gif": "GIF", ".png": "PNG", ".apng": "PNG", ".webp": "WEBP"}
@@ -64,6 +72,8 @@ class Animation:
 
 def is_animation(path: PathLike) -> bool:
     """True when ``path`` is a GIF, PNG or WebP file with more than one frame."""
+    if not os.path.isfile(path):
+        return False  # a pipe or a device is not opened here: read_image says what it is
     try:
         # Decoder warnings (a corrupt EXIF block) are read_image's to report, once.
         with warnings.catch_warnings():
@@ -84,20 +94,20 @@ def _plays_from_file(image):
     return int(image.info.get("loop", 0))
 
 
-def read_animation(path: PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+def read_animation(path: PathLike, *, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
                    last_frame: Optional[int] = None) -> Animation:
     """Read every frame of a GIF, APNG or animated WebP file, composited as a viewer shows it.
 
     Returns an Animation (frames (n, H, W, 3 or 4) uint8, durations in ms, loop count).
     A single-frame image comes back as a one-frame animation; ``last_frame`` (counted
     from 0) stops after that frame.  Width x height x frames decoded, taken from the
-    file before any frame is decoded, must not exceed ``max_pixels``.
+    file before any frame is decoded, must not exceed ``max_pixels`` (None: no limit).
     Raises ImageReadError with a one-line reason for a missing, truncated or corrupt
     file, a format that holds no animation, or one over the limit.
     """
+    max_pixels = checked_max_pixels(max_pixels)
     path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(f"{path}: no such file" if not path.exists() else f"{path}: is a folder, expected a file")
+    regular_file_size(path)
     previous_limit = Image.MAX_IMAGE_PIXELS
     try:
         Image.MAX_IMAGE_PIXELS = None  # our limit, over all frames, replaces Pillow's
@@ -113,7 +123,7 @@ def read_animation(path: PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
                         f"one of them (frames count from 0 to {n_frames - 1})"
                     )
                 n_frames = last_frame + 1
-            if width * height * n_frames > max_pixels:
+            if max_pixels is not None and width * height * n_frames > max_pixels:
                 raise ImageReadError(
                     f"{path}: {n_frames} frames of {width}x{height} = {width * height * n_frames:,} pixels exceed "
                     f"the limit of {max_pixels:,} pixels over all frames; raise it with --max-pixels if you "
@@ -132,7 +142,7 @@ def read_animation(path: PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
             if n_read != n_frames:
                 raise ImageReadError(f"{path}: holds {n_read} frames, its header says {n_frames}; it may be truncated")
             if last_frame is None:
-                check_gif_trailer(path)
+                check_not_truncated(path)
     except ImageReadError:
         raise
     except MemoryError:
@@ -153,8 +163,11 @@ def _check_frames(frames, durations, loop):
             f"frames have shape {frames.shape} and dtype {frames.dtype}; expected (n, H, W, 3 or 4) uint8"
         )
     durations = np.asarray(durations)
-    if durations.shape != (frames.shape[0],) or np.any(durations < 0):
-        raise ImageWriteError(f"expected {frames.shape[0]} durations >= 0 in milliseconds, got {durations.shape}")
+    if durations.shape != (frames.shape[0],) or not np.all(np.isfinite(durations) & (durations >= 0)):
+        raise ImageWriteError(
+            f"durations must be {frames.shape[0]} finite numbers >= 0 (milliseconds), one per frame; "
+            f"got {np.array2string(durations, threshold=6)}"
+        )
     if not isinstance(loop, (int, np.integer)) or not 0 <= loop <= MAX_LOOP:
         raise ImageWriteError(f"loop={loop!r} must be an integer between 0 (forever) and {MAX_LOOP}")
     return durations.astype(np.int64)
@@ -186,8 +199,16 @@ def write_animation(
         raise ImageWriteError(f"{path}: {suffix or '(no suffix)'} holds one frame; write a .gif, .png or .webp animation")
     if labels is not None:
         labels = np.asarray(labels)
-        if len(palettes) not in (1, labels.shape[0]):
-            raise ImageWriteError(f"expected 1 or {labels.shape[0]} palettes, got {len(palettes)}")
+        if labels.ndim != 3 or len(palettes) not in (1, labels.shape[0]):
+            raise ImageWriteError(
+                f"expected labels (n, H, W) and 1 or n palettes, got labels {labels.shape} and {len(palettes)} palettes"
+            )
+        palettes = [checked_palette(p, f"palette {i}") for i, p in enumerate(palettes)]
+        if len(palettes) == 1:
+            checked_labels(labels, palettes[0].shape[0], ndim=3)
+        else:
+            for i, (frame, palette) in enumerate(zip(labels, palettes)):
+                checked_labels(frame, palette.shape[0], what=f"labels of frame {i}")
         # Grey palettes become RGB: every format here stores colour frames.
         palettes = [np.concatenate([np.repeat(p[:, :1], 3, axis=1), p[:, 1:]], axis=1) if p.shape[1] in (1, 2) else p
                     for p in palettes]

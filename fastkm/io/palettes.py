@@ -9,7 +9,7 @@ from PIL import Image
 from .atomic import ImageWriteError, PathLike, _atomic_save, reason
 from .profiles import is_srgb, to_srgb
 from .read import ImageReadError, read_colour_profile
-from .write import has_alpha
+from .write import checked_palette, has_alpha
 
 
 PALETTE_SUFFIXES = (".gpl", ".json")
@@ -86,7 +86,8 @@ def read_palette(path: PathLike) -> np.ndarray:
     what is wrong."""
     path = Path(path)
     if not path.is_file():
-        raise ImageReadError(f"{path}: no such palette file")
+        what = "no such palette file" if not path.exists() else "is not a palette file (a folder, a pipe or a device)"
+        raise ImageReadError(f"{path}: {what}")
     suffix = path.suffix.lower()
     try:
         if suffix == ".gpl":
@@ -117,6 +118,10 @@ def write_palette(path, palette, *, replace=True, outputs=None):
     suffix = Path(path).suffix.lower()
     if suffix not in PALETTE_SUFFIXES:
         raise ImageWriteError(f"{path}: unknown palette format {suffix or '(no suffix)'}; use .gpl or .json")
+    try:
+        palette = checked_palette(palette)
+    except ImageWriteError as error:
+        raise ImageWriteError(f"{path}: {error}") from None
     reason_not = palette_capacity_error(path, palette)
     if reason_not:
         raise ImageWriteError(f"{path}: {reason_not}")

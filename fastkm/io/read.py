@@ -1,6 +1,8 @@
 """Reading image files into uint8 arrays, with their colour profile and metadata (Pillow)."""
 
 import io
+import os
+import re
 import stat
 import threading
 import warnings
@@ -183,28 +185,54 @@ def _colour_profile(image):
     return image.info.get("icc_profile") or None
 
 
-def _source(path):
-    """(what Pillow opens, size in bytes, name for messages) of a path or encoded bytes."""
+def checked_max_pixels(max_pixels):
+    """max_pixels as an int (a float such as 1e9 taken), or None for no limit; anything
+    else, or a limit below one pixel, raises ValueError."""
+    if max_pixels is None:
+        return None
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, float, np.integer, np.floating)) or not (
+        1 <= max_pixels < float("inf")
+    ):
+        raise ValueError(f"max_pixels={max_pixels!r} must be a number of pixels >= 1, or None for no limit")
+    return int(max_pixels)
+
+
+def _source(path, name=None):
+    """(what Pillow opens, size in bytes, name for messages) of a path or encoded bytes
+    (named ``name``, default "image data")."""
     if isinstance(path, (bytes, bytearray, memoryview)):
         data = bytes(path)
+        name = name or "image data"
         if not data:
-            raise ImageReadError("standard input: no data; pipe an image file in")
-        return io.BytesIO(data), len(data), "standard input"
+            raise ImageReadError(f"{name}: no data (0 bytes)")
+        return io.BytesIO(data), len(data), name
     path = Path(path)
+    n_bytes = regular_file_size(path)
+    if n_bytes == 0:
+        raise ImageReadError(f"{path}: file is empty")
+    return path, n_bytes, str(path)
+
+
+def regular_file_size(path: PathLike) -> int:
+    """The size in bytes of the regular file at path; ImageReadError when there is none,
+    or when it is a folder, a pipe or a device (a pipe with no writer would block the
+    read forever, a device can be endless)."""
     try:
-        status = path.stat()
+        status = os.stat(path)
     except FileNotFoundError:
         raise ImageReadError(f"{path}: no such file") from None
     except OSError as error:
         raise ImageReadError(f"{path}: cannot read ({error.strerror or error})") from None
     if stat.S_ISDIR(status.st_mode):
         raise ImageReadError(f"{path}: is a folder, expected an image file")
-    if status.st_size == 0:
-        raise ImageReadError(f"{path}: file is empty")
-    return path, status.st_size, str(path)
+    if not stat.S_ISREG(status.st_mode):
+        raise ImageReadError(
+            f"{path}: is not a regular file (a pipe or a device); save the image to a file, or pipe it to standard input"
+        )
+    return status.st_size
 
 
-def read_image_file(path, *, max_pixels=DEFAULT_MAX_PIXELS):
+def read_image_file(path, *, max_pixels=DEFAULT_MAX_PIXELS, name=None):
     """Read an image file (a path, or its encoded bytes, e.g. from standard input) with
     its colour profile and metadata; returns an ImageFile.
 
@@ -216,11 +244,13 @@ def read_image_file(path, *, max_pixels=DEFAULT_MAX_PIXELS):
     (``icc_profile`` says which); CMYK and grey images with an ICC profile are converted
     to sRGB through it.  What the decoder warns about (a corrupt EXIF block) is warned
     again in one ImageReadWarning naming the file.  A file whose header gives more than
-    ``max_pixels`` pixels is refused before any pixel is decoded.  Raises ImageReadError
-    with a one-line reason when the file is missing, too large, or not an image this
-    function can decode.
+    ``max_pixels`` pixels (None: no limit) is refused before any pixel is decoded.
+    Raises ImageReadError with a one-line reason when the file is missing, too large,
+    or not an image this function can decode; messages name bytes ``name`` (default
+    "image data").
     """
-    source, n_bytes, name = _source(path)
+    max_pixels = checked_max_pixels(max_pixels)
+    source, n_bytes, name = _source(path, name)
     # One decode at a time: Pillow's limit and the warning filters are process-wide, and
     # two threads swapping them (a batch reads files in threads) would leave Pillow
     # without its limit, or the warnings recorded into a finished read's list.
@@ -247,7 +277,7 @@ def read_image_file(path, *, max_pixels=DEFAULT_MAX_PIXELS):
     finally:
         Image.MAX_IMAGE_PIXELS = previous_limit
         _decode_lock.release()
-    check_gif_trailer(path, name)
+    check_not_truncated(path, name)
     if noticed:  # one warning per file, however many the decoder gave
         messages = dict.fromkeys(_first_line(warning.message).strip().rstrip(".") for warning in noticed)
         warnings.warn(f"{name}: {'; '.join(messages)}", ImageReadWarning, stacklevel=2)
@@ -260,6 +290,8 @@ def read_image_file(path, *, max_pixels=DEFAULT_MAX_PIXELS):
 def read_colour_profile(path):
     """The ``icc_profile`` that ``read_image_file(path)`` would give, from the file's
     header alone (no pixel decoded); None for sRGB and for a file that cannot be read."""
+    if not os.path.isfile(path):
+        return None  # a pipe is not opened here (it could block): read_image says what it is
     previous_limit = Image.MAX_IMAGE_PIXELS
     try:
         Image.MAX_IMAGE_PIXELS = None
@@ -277,7 +309,7 @@ def read_colour_profile(path):
         Image.MAX_IMAGE_PIXELS = previous_limit
 
 
-def read_image(path: PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def read_image(path: Union[PathLike, bytes], *, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read an image file as (H, W, 3) RGB or (H, W) grey uint8, with alpha as a last
     channel ((H, W, 4) RGBA, (H, W, 2) grey + alpha) when some pixel is not opaque.
 
@@ -291,8 +323,8 @@ def read_image(path: PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nd
 
 
 def _pixels(n_pixels):
-    """'200 megapixels', '1.5 megapixels', '768 pixels': exact, never '0 megapixels'."""
-    return f"{n_pixels / 1e6:g} megapixels" if n_pixels >= 1_000_000 else f"{n_pixels:,} pixels"
+    """'200 megapixels', '1.5 megapixels', '768 pixels', '1 pixel': exact, never '0 megapixels'."""
+    return f"{n_pixels / 1e6:g} megapixels" if n_pixels >= 1_000_000 else f"{n_pixels:,} pixel{'s' * (n_pixels != 1)}"
 
 
 def _first_line(error):
@@ -305,7 +337,7 @@ def _decode(source, max_pixels):
     converted as read_image_file describes."""
     with Image.open(source) as image:
         width, height = image.size
-        if width * height > max_pixels:
+        if max_pixels is not None and width * height > max_pixels:
             raise _TooLarge(width, height)
         n_frames = int(getattr(image, "n_frames", 1))
         file_format = image.format or ""
@@ -364,23 +396,38 @@ def decode_failure(name, error, what):
     (decoders raise OSError, RuntimeError, struct.error... on bad data) is bad data."""
     if isinstance(error, OSError) and error.errno is not None and error.strerror:
         return ImageReadError(f"{name}: cannot read ({error.strerror})")
-    return ImageReadError(f"{name}: cannot decode as {what} ({_first_line(error)})")
+    # Pillow names a file it was given open as its object ("<_io.BytesIO object at 0x...>").
+    reason = re.sub(r" ?<_io\.\w+ object at 0x[0-9a-fA-F]+>", "", _first_line(error))
+    return ImageReadError(f"{name}: cannot decode as {what} ({reason})")
 
-def check_gif_trailer(path: Union[PathLike, bytes], name: Optional[str] = None) -> None:
-    """Raise ImageReadError for a GIF file (a path, or its bytes) cut short: Pillow reads
-    the frames it finds and stops quietly where the data ends, so a GIF must end with its
-    trailer byte ';' (NUL padding after it allowed)."""
+# The ends of files whose decoders stop quietly where the data ends: a GIF's trailer
+# byte, a PNG's IEND chunk (length 0, type, and the CRC every IEND has).
+_GIF_SIGNATURE, _GIF_END = b"GIF8", b";"
+_PNG_SIGNATURE, _PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"
+# How far from the end the end marker is looked for.
+_TAIL_BYTES = 65536
+
+
+def check_not_truncated(path: Union[PathLike, bytes], name: Optional[str] = None) -> None:
+    """Raise ImageReadError for a GIF or PNG file (a path, or its bytes) cut short.
+
+    Pillow reads the frames it finds and stops quietly where the data ends: a GIF must
+    end with its trailer byte ';' (NUL padding after it allowed), and a PNG must hold its
+    IEND chunk near the end (data after it, which some tools append, allowed): without
+    it, the pixels of a cut PNG may still decode, from a file that is not whole."""
     if isinstance(path, bytes):
-        head, tail, where = path[:4], path[-4096:], name or "the image"
+        head, tail, where = path[:8], path[-_TAIL_BYTES:], name or "the image"
     else:
         path = Path(path)
         where = name or str(path)
         with open(path, "rb") as file:
-            head = file.read(4)
-            file.seek(max(0, path.stat().st_size - 4096))
+            head = file.read(8)
+            file.seek(max(0, path.stat().st_size - _TAIL_BYTES))
             tail = file.read()
-    if head == b"GIF8" and not tail.rstrip(b"\0").endswith(b";"):
+    if head.startswith(_GIF_SIGNATURE) and not tail.rstrip(b"\0").endswith(_GIF_END):
         raise ImageReadError(f"{where}: ends without the GIF trailer; the file is truncated")
+    if head == _PNG_SIGNATURE and _PNG_END not in tail:
+        raise ImageReadError(f"{where}: ends without the PNG end chunk (IEND); the file is truncated")
 
 
 def frame_count(path: PathLike) -> int:

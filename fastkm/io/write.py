@@ -63,6 +63,43 @@ def palette_image(palette: np.ndarray, labels: np.ndarray) -> Image.Image:
     return image
 
 
+def checked_palette(palette, what="palette"):
+    """palette as an (m, C) uint8 array, m >= 1, C in 1..4; integers in 0..255 are taken
+    as uint8.  Anything else raises ImageWriteError saying what was expected: Pillow
+    would write garbage (floats as zeros, a fifth channel dropped) without a word."""
+    palette = np.asarray(palette)
+    if palette.ndim != 2 or palette.shape[0] == 0 or not 1 <= palette.shape[1] <= 4:
+        raise ImageWriteError(
+            f"{what} has shape {palette.shape}; expected (m, C): m >= 1 colours of C = 1 to 4 channels"
+        )
+    if palette.dtype != np.uint8:
+        integers = np.issubdtype(palette.dtype, np.integer)
+        if not (integers and 0 <= palette.min() and palette.max() <= 255):
+            raise ImageWriteError(f"{what} has dtype {palette.dtype}; expected uint8 values (0..255)")
+        palette = palette.astype(np.uint8)
+    return palette
+
+
+def checked_labels(labels, n_colors, ndim=2, what="labels"):
+    """labels as an integer array of ``ndim`` dimensions ((H, W), or (n, H, W) for
+    frames), none of them empty, each value a palette index below n_colors; anything
+    else raises ImageWriteError (an index past the palette would be written as is, and
+    shown as whatever colour a viewer makes of it)."""
+    labels = np.asarray(labels)
+    shape = "(n, H, W)" if ndim == 3 else "(H, W)"
+    if labels.ndim != ndim or 0 in labels.shape or not np.issubdtype(labels.dtype, np.integer):
+        raise ImageWriteError(
+            f"{what} have shape {labels.shape} and dtype {labels.dtype}; expected {shape} integer palette indices"
+        )
+    high = int(labels.max())
+    if high >= n_colors or (labels.dtype.kind != "u" and labels.min() < 0):
+        low = int(labels.min())
+        raise ImageWriteError(
+            f"{what} range from {low} to {high}; a palette of {n_colors} colours takes indices 0 to {n_colors - 1}"
+        )
+    return labels
+
+
 def has_alpha(palette):
     """True when a palette (m, C) has an alpha channel with some entry not opaque."""
     return palette.shape[1] in (2, 4) and bool(np.any(palette[:, -1] < 255))
@@ -137,6 +174,8 @@ def encode_quantized(palette, labels, file_format, *, optimize=False, icc_profil
     resolution into PNG, JPEG, TIFF and BMP; text chunks into PNG.  The same arguments
     always give the same bytes.  See ``write_quantized`` for the layouts and errors.
     """
+    palette = checked_palette(palette)
+    labels = checked_labels(labels, palette.shape[0])
     name = "image" + FORMAT_SUFFIXES[file_format]
     reason = alpha_capacity_error(name, palette)
     if reason:
@@ -221,10 +260,20 @@ def write_quantized(path, palette, labels, *, optimize=False, icc_profile=None, 
 
 
 def write_image(path, image, *, replace=True):
-    """Write an (H, W) or (H, W, 3) uint8 image atomically; the format follows the suffix.
-    An existing file is replaced only with ``replace`` (else OutputExistsError)."""
+    """Write an (H, W) grey, (H, W, 2) grey + alpha, (H, W, 3) RGB or (H, W, 4) RGBA
+    uint8 image atomically; the format follows the suffix (one that ``write_quantized``
+    takes).  An existing file is replaced only with ``replace`` (else OutputExistsError);
+    any other image, or suffix, raises ImageWriteError saying what was expected."""
     import imageio.v3 as iio  # here: imageio's import costs a quantize's start-up 0.1 s
 
+    output_kind(path)
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (2, 3, 4)) or 0 in image.shape:
+        raise ImageWriteError(f"{path}: image has shape {image.shape}; expected (H, W) or (H, W, 2, 3 or 4) pixels")
+    if image.dtype != np.uint8:
+        raise ImageWriteError(f"{path}: image has dtype {image.dtype}; expected uint8 (0..255)")
     suffix = Path(path).suffix.lower()
     _atomic_save(
         path, lambda temporary: iio.imwrite(temporary, image, extension=suffix, plugin="pillow"), replace=replace
