@@ -500,9 +500,18 @@ SMALL_N_INIT = 2
 
 
 def small_swap_plan(n_colors):
-    """swap_plan for a small photo's seed stage (Stages.small)."""
+    """swap_plan for a small photo's seed stage (Stages.small): half the swaps, and at
+    most one more than the palette's colours.
+
+    At most n_colors swaps (as this was) left 5 of 720 runs at k = 5 (30 small photos x
+    24 seeds) 1.025-1.073 times scikit-learn's mean MSE: each time every proposal tried
+    was a split that did not pay, and the sixth split, never tried, was the one that
+    did (it was accepted in each of those runs once allowed).  With n_colors + 1: none
+    above 1.006, for about 5 % more time at k = 5; from 8 colours up the plan is
+    unchanged.
+    """
     n_swaps, n_splits, swap_iter = swap_plan(n_colors)
-    n_swaps = min((n_swaps + 1) // 2, n_colors)
+    n_swaps = min((n_swaps + 1) // 2, n_colors + 1)
     return n_swaps, min(n_splits, n_swaps), swap_iter
 
 
