@@ -7,7 +7,6 @@ target-quality search fits several sizes on one preparation); ``pixel_labels`` m
 every pixel.  Validation is the caller's (the public API).
 """
 
-import sys
 from dataclasses import dataclass
 from typing import Optional
 
@@ -341,22 +340,17 @@ def pixel_labels(prepared, result, labels_dtype):
 
 
 def _pixel_points(prepared):
-    """Every pixel (n, D) uint8 in the fit's space: its d channels first (D >= d, the
-    palette's channels; the rest are not read)."""
+    """(points, rows): the pixels' values in the fit's space, points (m, d) uint8, and
+    rows (n,) uint32, the row of points of each pixel, or None when points has a row per
+    pixel.  An OKLab fit's are its distinct colours' codes and each pixel's colour
+    (pixel_rows): no per-pixel codes are made (as a table from colour to codes and a
+    remap, they took 0.08 s of a 12 MP dithered run; the rows, which the ΔE reuses,
+    0.03-0.07 s)."""
     if prepared.alpha:
-        return prepared.error_pixels
+        return prepared.error_pixels, None
     if prepared.space == "oklab":
-        # Each distinct colour's codes packed into a uint32 whose bytes, in memory order,
-        # are the codes, gathered per pixel and read back as 4 bytes (shifting and
-        # masking every pixel took 0.6 s of a 12 MP dithered run; a 64 MB table from
-        # colour to codes 0.08 s, the gather through pixel_rows 0.03 s).
-        codes = prepared.points[:, : prepared.fit_channels]
-        packed = np.zeros(codes.shape[0], dtype=np.uint32)
-        for j in range(codes.shape[1]):
-            shift = 8 * j if sys.byteorder == "little" else 8 * (3 - j)
-            packed |= codes[:, j].astype(np.uint32) << np.uint32(shift)
-        return packed[prepared.pixel_rows()].view(np.uint8).reshape(-1, 4)
-    return prepared.pixels
+        return np.ascontiguousarray(prepared.points[:, : prepared.fit_channels]), prepared.pixel_rows()
+    return prepared.pixels, None
 
 
 class _DitherSetup:
@@ -366,7 +360,7 @@ class _DitherSetup:
     strength and the error cap."""
 
     def __init__(self, prepared, result, strength, labels_dtype):
-        self.points = np.ascontiguousarray(_pixel_points(prepared))
+        self.points, self.rows = _pixel_points(prepared)
         self.palette_points = prepared.encode(result.palette)
         self.undithered = pixel_labels(prepared, result, labels_dtype)
         self.skip = np.zeros(0, dtype=np.bool_)
@@ -394,9 +388,10 @@ class _DitherSetup:
         importance = self.importance[part] if self.importance is not None else np.zeros(0, dtype=np.uint8)
         strength_map = np.empty(undithered.shape[0], dtype=np.uint8)
         _kernels.dither_map(undithered, width, importance, STRENGTH_OF_AGREEMENT, strength_map)
+        points, rows = (self.points[part], None) if self.rows is None else (self.points, self.rows[part])
         _kernels.floyd_steinberg(
-            self.points[part], width, self.palette_points, self.level, strength_map, self.max_error,
-            skip, undithered, self.neighbours, self.gaps, self.radius, labels[part],
+            points, width, self.palette_points, self.level, strength_map, self.max_error,
+            skip, undithered, self.neighbours, self.gaps, self.radius, labels[part], rows,
         )
 
 
@@ -408,7 +403,7 @@ def dithered_labels(prepared, result, width, strength, labels_dtype):
     each is the first guess of its pixel's nearest-entry search.
     """
     setup = _DitherSetup(prepared, result, strength, labels_dtype)
-    labels = np.zeros(setup.points.shape[0], dtype=labels_dtype)
+    labels = np.zeros(setup.undithered.shape[0], dtype=labels_dtype)
     setup.run(slice(None), width, setup.skip, labels)
     return labels
 
@@ -421,8 +416,8 @@ def dithered_frame_labels(prepared, result, n_frames, width, strength, labels_dt
     (neighbour lists, radii) serves every frame.
     """
     setup = _DitherSetup(prepared, result, strength, labels_dtype)
-    labels = np.zeros(setup.points.shape[0], dtype=labels_dtype)
-    frame_size = setup.points.shape[0] // n_frames
+    labels = np.zeros(setup.undithered.shape[0], dtype=labels_dtype)
+    frame_size = setup.undithered.shape[0] // n_frames
     for i in range(n_frames):
         now, before = slice(i * frame_size, (i + 1) * frame_size), slice((i - 1) * frame_size, i * frame_size)
         frame_skip = setup.skip[now]

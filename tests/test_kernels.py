@@ -332,6 +332,27 @@ def test_floyd_steinberg_reads_only_the_palettes_channels(n_channels):
         )
 
 
+@pytest.mark.parametrize("n_channels", [3, 4])
+def test_floyd_steinberg_through_rows_of_distinct_values(n_channels):
+    # An OKLab fit passes its distinct colours' codes and each pixel's row of them.
+    rng = np.random.default_rng(11)
+    height, width = dither.STRIP_ROWS + 9, 23
+    values = random_points(rng, 50, n_channels)
+    rows = rng.integers(0, len(values), height * width).astype(np.uint32)
+    palette = rng.uniform(0, 255, size=(9, n_channels)).astype(np.float32)
+    guesses = reference.assign_labels(values[rows], palette)[0].astype(np.int32)
+    neighbours, gaps = _pipeline.neighbour_lists(palette)
+    results = []
+    for points, given_rows in ((values[rows], None), (values, rows)):
+        labels = np.empty(height * width, np.int32)
+        _kernels.floyd_steinberg(
+            points, width, palette, 0.9, np.zeros(0, np.uint8), np.float32(600.0), np.zeros(0, np.bool_), guesses,
+            neighbours, gaps, _pipeline.guess_radius(gaps), labels, given_rows,
+        )
+        results.append(labels)
+    np.testing.assert_array_equal(results[0], results[1])
+
+
 def test_floyd_steinberg_zero_level_keeps_the_undithered_labels():
     rng = np.random.default_rng(5)
     points = random_points(rng, 40 * 30, 3)

@@ -76,7 +76,7 @@ def _nearest_from(target, palette, guess, neighbours, neighbour_gaps, guess_radi
 
 def floyd_steinberg(
     points, width, palette, level, strength_map, max_error, skip, guesses, neighbours, neighbour_gaps, guess_radius,
-    labels,
+    labels, rows=None,
 ):
     """Selective Floyd-Steinberg error diffusion onto a palette, serpentine, in strips.
 
@@ -98,6 +98,9 @@ def floyd_steinberg(
                    the nearest (under a quarter of its squared distance to the nearest
                    other entry)
     labels         OUT (n,) integer, palette index of every pixel
+    rows           IN  (n,) uint32: the row of points that holds each pixel's value (points
+                   are then the image's distinct values, e.g. its colours' OKLab codes),
+                   or None when points has a row per pixel
 
     A pixel's target is its value plus the error it received times level and its
     strength; a received error shorter than sqrt(MIN_DIFFUSED) is not applied, and the
@@ -110,19 +113,22 @@ def floyd_steinberg(
     to the unvisited neighbours: 7/16 ahead, 3/16 behind below, 5/16 below, 1/16
     ahead below.  Rows alternate direction by their index in the image.
     """
-    points, palette, strength_map, skip, guesses = (
-        readonly(points), readonly(palette), readonly(strength_map), readonly(skip), readonly(guesses)
+    rows = np.zeros(0, dtype=np.uint32) if rows is None else rows
+    points, palette, strength_map, skip, guesses, rows = (
+        readonly(points), readonly(palette), readonly(strength_map), readonly(skip), readonly(guesses),
+        readonly(rows.astype(np.uint32, copy=False)),
     )
     neighbours, neighbour_gaps, guess_radius = readonly(neighbours), readonly(neighbour_gaps), readonly(guess_radius)
-    n_strips = (points.shape[0] // width + STRIP_ROWS - 1) // STRIP_ROWS
+    n_pixels = labels.shape[0]
+    n_strips = (n_pixels // width + STRIP_ROWS - 1) // STRIP_ROWS
     # Three channels (RGB, OKLab, grey padded) take a kernel whose per-pixel values are
     # scalars the compiler keeps in registers: the same float32 operations in the same
     # order, so the same labels, in about half the time.
     if points.shape[1] < palette.shape[1]:
         raise ValueError(f"points have {points.shape[1]} channels, the palette {palette.shape[1]}")
     kernel = _dither_strips_3 if palette.shape[1] == 3 else _dither_strips
-    run_blocks_dynamic(kernel, n_strips, points, width, palette, level, strength_map, max_error, skip, guesses,
-               neighbours, neighbour_gaps, guess_radius, labels)
+    run_blocks_dynamic(kernel, n_strips, points, rows, width, palette, level, strength_map, max_error, skip,
+                       guesses, neighbours, neighbour_gaps, guess_radius, labels)
 
 
 @njit(cache=True, nogil=True)
@@ -169,10 +175,11 @@ def _nearest_from_3(t0, t1, t2, palette, guess, neighbours, neighbour_gaps, gues
 
 
 @njit(cache=True, nogil=True)
-def _dither_strips_3(first_strip, stop_strip, points, width, palette, level, strength_map, max_error, skip, guesses,
-                     neighbours, neighbour_gaps, guess_radius, labels):
+def _dither_strips_3(first_strip, stop_strip, points, rows, width, palette, level, strength_map, max_error, skip,
+                     guesses, neighbours, neighbour_gaps, guess_radius, labels):
     """_dither_strips for 3-channel points, every per-pixel value a scalar."""
-    n_points = points.shape[0]
+    n_points = labels.shape[0]
+    use_rows = rows.shape[0] > 0
     height = n_points // width
     use_map = strength_map.shape[0] > 0
     use_skip = skip.shape[0] > 0
@@ -193,9 +200,10 @@ def _dither_strips_3(first_strip, stop_strip, points, width, palette, level, str
                 if use_skip and skip[i]:
                     continue
                 share = map_scale * np.float32(strength_map[i]) if use_map else full
-                v0 = np.float32(points[i, 0])
-                v1 = np.float32(points[i, 1])
-                v2 = np.float32(points[i, 2])
+                row = np.uint64(rows[i]) if use_rows else np.uint64(i)
+                v0 = np.float32(points[row, np.uint64(0)])
+                v1 = np.float32(points[row, np.uint64(1)])
+                v2 = np.float32(points[row, np.uint64(2)])
                 d0 = error_row[x + 1, 0] * share
                 d1 = error_row[x + 1, 1] * share
                 d2 = error_row[x + 1, 2] * share
@@ -260,10 +268,11 @@ def _dither_strips_3(first_strip, stop_strip, points, width, palette, level, str
 
 
 @njit(cache=True, nogil=True)
-def _dither_strips(first_strip, stop_strip, points, width, palette, level, strength_map, max_error, skip, guesses,
-                   neighbours, neighbour_gaps, guess_radius, labels):
+def _dither_strips(first_strip, stop_strip, points, rows, width, palette, level, strength_map, max_error, skip,
+                   guesses, neighbours, neighbour_gaps, guess_radius, labels):
     """floyd_steinberg on strips first_strip..stop_strip-1."""
-    n_points = points.shape[0]
+    n_points = labels.shape[0]
+    use_rows = rows.shape[0] > 0
     n_channels = palette.shape[1]
     height = n_points // width
     use_map = strength_map.shape[0] > 0
@@ -287,9 +296,10 @@ def _dither_strips(first_strip, stop_strip, points, width, palette, level, stren
                 if use_skip and skip[i]:
                     continue
                 share = map_scale * np.float32(strength_map[i]) if use_map else full
+                row = np.uint64(rows[i]) if use_rows else np.uint64(i)
                 length = np.float32(0.0)
                 for j in range(n_channels):
-                    value[j] = np.float32(points[i, j])
+                    value[j] = np.float32(points[row, j])
                     diffused[j] = error_row[x + 1, j] * share
                     length += diffused[j] * diffused[j]
                 if length < MIN_DIFFUSED:
