@@ -29,9 +29,10 @@ def label_table(colours, labels):
     colours (u, d) uint8 with d <= 3, distinct; labels (u,) integer.  Returns
     (256**d,) of the labels' dtype; entries for colours not listed are 0.
     """
-    table = np.zeros(256 ** colours.shape[1], dtype=labels.dtype)
+    table = _kernels.zeroed_pages(256 ** colours.shape[1], labels.dtype)
     _kernels.fill_label_table(colours, labels, table)
     return table
+
 
 
 def _seed_uniforms(n_clusters, rng):

@@ -76,7 +76,7 @@ class Prepared:
         come from it.  For images without alpha, whose pixels are the fitted ones."""
         if self.colour_rows is None:
             rows = np.arange(self.colours.shape[0], dtype=np.uint32)
-            self.colour_rows = np.empty(self.pixels.shape[0], dtype=np.uint32)
+            self.colour_rows = _kernels.zeroed_pages(self.pixels.shape[0], np.uint32)
             _kernels.remap_through_table(self.pixels, _kmeans.label_table(self.colours, rows), self.colour_rows)
         return self.colour_rows
 
@@ -386,7 +386,7 @@ class _DitherSetup:
         leaving the pixels where ``skip`` (bool over the part, or empty) is set."""
         undithered = self.undithered[part]
         importance = self.importance[part] if self.importance is not None else np.zeros(0, dtype=np.uint8)
-        strength_map = np.empty(undithered.shape[0], dtype=np.uint8)
+        strength_map = _kernels.zeroed_pages(undithered.shape[0], np.uint8)
         _kernels.dither_map(undithered, width, importance, STRENGTH_OF_AGREEMENT, strength_map)
         points, rows = (self.points[part], None) if self.rows is None else (self.points, self.rows[part])
         _kernels.floyd_steinberg(

@@ -30,7 +30,9 @@ from numba.core.runtime import rtsys as _runtime
 # ruff: noqa: F401
 
 from ._threads import limit_threads, thread_count
-from ._common import ASSIGN_TILE, ASSIGN_TILES_PER_TASK, SUM_BLOCK, SEED_BLOCK, PIXEL_BLOCK, BUCKETS_PER_TASK
+from ._common import (
+    ASSIGN_TILE, ASSIGN_TILES_PER_TASK, SUM_BLOCK, SEED_BLOCK, PIXEL_BLOCK, BUCKETS_PER_TASK, zeroed_pages,
+)
 from .cells import CELL_SLACK, TOP_CELL_BITS, cell_sort
 from .dither import floyd_steinberg
 from .histogram import colour_histogram, weighted_colour_histogram, gather_rows
