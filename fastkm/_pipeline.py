@@ -386,7 +386,7 @@ class _DitherSetup:
         leaving the pixels where ``skip`` (bool over the part, or empty) is set."""
         undithered = self.undithered[part]
         importance = self.importance[part] if self.importance is not None else np.zeros(0, dtype=np.uint8)
-        strength_map = _kernels.zeroed_pages(undithered.shape[0], np.uint8)
+        strength_map = np.empty(undithered.shape[0], dtype=np.uint8)
         _kernels.dither_map(undithered, width, importance, STRENGTH_OF_AGREEMENT, strength_map)
         points, rows = (self.points[part], None) if self.rows is None else (self.points, self.rows[part])
         _kernels.floyd_steinberg(

@@ -199,7 +199,7 @@ def test_run_blocks_dynamic_runs_every_block_once(n_blocks):
     assert sorted(ran) == list(range(n_blocks))
 
 
-@pytest.mark.parametrize(("n_items", "dtype"), [(10, np.uint8), (1 << 24, np.uint8), (1 << 22, np.uint32)])
+@pytest.mark.parametrize(("n_items", "dtype"), [(10, np.uint8), (1 << 24, np.uint8), (1 << 24, np.uint32)])
 def test_zeroed_pages_are_zeroed_writable_arrays(n_items, dtype):
     table = _kernels.zeroed_pages(n_items, dtype)
     assert table.shape == (n_items,) and table.dtype == dtype and table.flags.writeable and table.flags.c_contiguous

@@ -4,7 +4,7 @@ Kernels allocate with ``np.empty`` and fill (``a[:] = 0``) rather than ``np.zero
 ``np.ones`` or ``np.arange``: numba compiles each of those as a function of its own
 for every dtype and shape type, in every process; a first run compiled twelve such
 for ``np.zeros`` alone (0.7 s of CPU time), where a fill is lowered inline.
-Large tables and scratch arrays made in Python for them come from ``zeroed_pages``.
+The largest tables made in Python for them come from ``zeroed_pages``.
 """
 
 import mmap
@@ -28,17 +28,21 @@ PIXEL_BLOCK = 65536
 BUCKETS_PER_TASK = 16
 
 
-# Arrays of at least this many bytes are mapped in huge pages where the system allows it.
-HUGE_PAGE_BYTES = 1 << 21
+# Arrays of at least this many bytes are mapped in huge pages where the system allows it:
+# glibc's largest threshold for serving an allocation from a fresh mapping, so every
+# array this large faults its pages in one by one (smaller ones are often reused memory
+# that a memset zeroes; in huge pages a 16 MB table of a small photo took 8 ms, against
+# 1 ms from np.zeros in a loop).
+HUGE_PAGE_BYTES = 32 << 20
 
 
 def zeroed_pages(n_items, dtype):
     """A zeroed (n_items,) array of dtype, in huge pages when large (Linux).
 
-    A colour table has 2^24 entries, of which a photo's colours touch pages all over:
-    in 4 KB pages, filling the 64 MB table of a 12 MP photo's 389k colours took 80 ms of
-    page faults, in 2 MB pages 18 ms (Linux leaves huge pages to madvise by default).
-    The memory is an anonymous mapping, freed with the array.
+    A 2^24-entry uint32 colour table is touched all over by a photo's colours: filling
+    the 64 MB table of a 12 MP photo's 389k colours took 80 ms of page faults in 4 KB
+    pages, 18 ms in 2 MB ones (Linux leaves huge pages to madvise by default).  The
+    memory is an anonymous mapping, freed with the array.
     """
     dtype = np.dtype(dtype)
     n_bytes = n_items * dtype.itemsize

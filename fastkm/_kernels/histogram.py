@@ -3,7 +3,7 @@
 import numpy as np
 from numba import njit
 
-from ._common import PIXEL_BLOCK, BUCKETS_PER_TASK, zeroed_pages
+from ._common import PIXEL_BLOCK, BUCKETS_PER_TASK
 from ._threads import readonly, run_blocks
 
 
@@ -52,7 +52,7 @@ def weighted_colour_histogram(pixels, weights):
     bucket_start = np.append(offsets[0], n_pixels)
 
     # The low key has at most 16 bits (d <= 3): 2 bytes per pixel.
-    low_keys = zeroed_pages(n_pixels, np.uint16)
+    low_keys = np.empty(n_pixels, dtype=np.uint16)
     # Each pixel's weight goes where its key goes.
     sorted_weights = np.empty(n_pixels if weighted else 0, dtype=np.uint8)
     run_blocks(_scatter_keys, n_blocks, pixels, weights, offsets, low_keys, sorted_weights)
