@@ -161,6 +161,15 @@ def _spare_cores():
         return float(n_cores)
 
 
+def cached(n_channels):
+    """Whether the kernels of a fit of n_channels points have been cached (their plan's
+    index files exist): a warm cache, where a fit loads rather than compiles."""
+    try:
+        return all(os.path.exists(kernel._cache._cache_file._index_path) for kernel in _plan_kernels(n_channels))
+    except AttributeError:  # another numba's cache layout
+        return False
+
+
 def _worth_a_helper(n_channels):
     setting = os.environ.get(ENV, "")
     if setting == "0" or getattr(sys, "frozen", False) or not sys.executable:

@@ -230,22 +230,84 @@ def _pixels_to_fit(image_file, options, file_format, name, echo=_note):
     return pixels, profile
 
 
-def _import_fit_meanwhile():
+def _import_fit_meanwhile(input_path=None, options=None):
     """Import numba, the kernels and the library on a background thread, once per
     process, while this thread reads the input.
 
     Decoders release the GIL, so on two or more cores the imports (0.3 s of Python)
-    and the decoding (0.4 s for a 12 MP PNG) overlap.  Importing compiles nothing: the
-    kernels load on their first call, on the thread that calls them.  An import that
-    fails here fails again, with its message, where the fit imports the same modules.
+    and the decoding (0.4 s for a 12 MP PNG) overlap.  An import that fails here fails
+    again, with its message, where the fit imports the same modules.  When the input is
+    a large RGB PNG (_preload_worthwhile), the thread then also loads the fit's kernels
+    from numba's cache (a tiny fit with the same options) while the decoding goes on.
     """
     global _fit_imports
     if _fit_imports is None and "fastkm.api" not in sys.modules:
-        _fit_imports = threading.Thread(target=_import_fit, name="fastkm-imports", daemon=True)
+        preload = options if _preload_worthwhile(input_path, options) else None
+        _fit_imports = threading.Thread(target=_import_fit, args=(preload,), name="fastkm-imports", daemon=True)
         _fit_imports.start()
 
 
-def _import_fit():
+# PNGs of at least this many bytes decode for longer than the imports take (a 15 MB 12 MP
+# PNG: 0.4 s, the imports 0.3 s): the rest of the decoding loads the fit's kernels.
+PRELOAD_MIN_BYTES = 8 << 20
+_PNG_RGB8 = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
+
+
+def _preload_worthwhile(input_path, options):
+    """Whether the fit's kernels can load beside the decoding: a plain fit (no given
+    palette, no PSNR target, at most 256 colours) of a large 8-bit RGB PNG (bytes 24 and
+    25 of the file: bit depth 8, colour type 2) on two or more cores."""
+    if (options is None or input_path is None or _is_stdio(input_path) or options.get("palette") is not None
+            or options.get("min_psnr") is not None or options.get("frame") is not None
+            or not 0 < options.get("n_colors", 0) <= 256 or (os.cpu_count() or 1) < 2):
+        return False
+    try:
+        if os.stat(input_path).st_size < PRELOAD_MIN_BYTES:
+            return False
+        with open(input_path, "rb") as file:
+            head = file.read(26)
+    except OSError:
+        return False
+    return head[:16] == _PNG_RGB8 and head[24:26] == b"\x08\x02"
+
+
+def _preload_kernels(options):
+    """Load the kernels a fit with these options calls from numba's cache, by a fit of a
+    tiny RGB image of the same types.  Only on a warm cache: on a first run the fit
+    compiles on the main thread, announced (and the compile-ahead helper may help); a
+    kernel still compiled here is announced as the main thread's would be."""
+    from . import _compile_ahead, _kernels
+    from .api import quantize
+
+    if not _compile_ahead.cached(3):
+        return
+    pixels = np.random.default_rng(0).integers(0, 256, size=(48, 64, 3), dtype=np.uint8)
+    with _kernels.compile_notices(_note_preload_compiling), _kernels.limit_threads(1):
+        quantize(pixels, options["n_colors"], seed=0, dither=options.get("dither", 0.0),
+                 space=options.get("space", "auto"), weighting=options.get("weighting", DEFAULT_WEIGHTING),
+                 sample_size=options.get("sample_size", DEFAULT_SAMPLE_SIZE))
+
+
+# Whether the preload announced a compile, so the fit need not.  A plain dict, not a
+# threading object: `python -m fastkm.cli` runs this module as __main__, whose functions
+# a Dask batch pickles by value, with the globals they reach.
+_preload_noted = {"compiling": False}
+
+
+def _note_preload_compiling():
+    _preload_noted["compiling"] = True
+    _note(COMPILING)
+
+
+def _announce_compiling(echo):
+    """The fit's compile note, unless the preload has just given it."""
+    if _preload_noted["compiling"]:
+        _preload_noted["compiling"] = False
+    else:
+        echo(COMPILING)
+
+
+def _import_fit(preload=None):
     # In the command line's own process, garbage collection waits for the end of the
     # imports, whose 100,000 objects (modules, functions, numba's types) live until the
     # process ends; then they are frozen, out of every later collection.  Collecting
@@ -267,6 +329,11 @@ def _import_fit():
         if pause_collection:
             gc.freeze()
             gc.enable()
+    if preload is not None:
+        try:
+            _preload_kernels(preload)
+        except Exception:  # an optimisation only: the fit loads what it needs itself
+            pass
 
 
 _fit_imports = None
@@ -280,7 +347,7 @@ def _read_input(input_path, options, file_format="PNG", echo=_note):
     seek, pipes do not; the pixel limit is checked on the header as for files) as the fit
     wants it for an output in file_format: (ImageFile, pixels (H, W, C) or (H, W) uint8,
     the profile of those pixels (None = sRGB))."""
-    _import_fit_meanwhile()
+    _import_fit_meanwhile(input_path, options)
     source = sys.stdin.buffer.read() if _is_stdio(input_path) else input_path
     if isinstance(source, bytes) and not source:
         raise Refused("standard input: no data; pipe an image file in")
@@ -319,7 +386,7 @@ def _fit(image, options, echo=_note):
     from . import _kernels
     from .api import quantize
 
-    with _kernels.compile_notices(lambda: echo(COMPILING)):
+    with _kernels.compile_notices(lambda: _announce_compiling(echo)):
         start = time.perf_counter()
         # As (H, W, 1): a grey image 3 or 4 pixels wide is not a list of RGB(A) pixels.
         result = quantize(
@@ -532,7 +599,7 @@ def _quantize_animation(input_path, output_path, options, echo=_note):
     from . import _kernels
     from .api import quantize_frames
 
-    with _kernels.compile_notices(lambda: echo(COMPILING)):
+    with _kernels.compile_notices(lambda: _announce_compiling(echo)):
         start = time.perf_counter()
         result = quantize_frames(
             frames, n_colors, per_frame=options.get("per_frame", False), palette=options.get("palette"),

@@ -483,6 +483,54 @@ def test_scheduler_is_for_batches(photo_copy, tmp_path):
 # --- the program as a whole: python -m fastkm, global flags anywhere, usage errors ---
 
 
+PRELOADING = """
+import sys
+import fastkm.cli as cli
+cli.PRELOAD_MIN_BYTES = 0  # the sample photo is smaller than a preload is worth
+real_preload = cli._preload_kernels
+def traced(options):
+    print("preloading", file=sys.stderr, flush=True)
+    real_preload(options)
+cli._preload_kernels = traced
+sys.argv = ["fastkm"] + sys.argv[1:]
+cli.run()
+"""
+
+
+@pytest.mark.parametrize("options", [["-k", "8"], ["-k", "40", "--dither"], ["-k", "12", "--space", "rgb"]])
+def test_kernels_loaded_beside_the_decoding_change_no_byte(photo_copy, tmp_path, options):
+    """A large RGB PNG's fit kernels load on the import thread while it decodes, by a
+    tiny fit with the same options: the output is that of the command in process."""
+    in_process = invoke("quantize", photo_copy, "-o", tmp_path / "a.png", "-q", *options)
+    assert in_process.exit_code == 0, in_process.output
+    own = subprocess.run(
+        [sys.executable, "-c", PRELOADING, "quantize", str(photo_copy), "-o", str(tmp_path / "b.png"), *options],
+        capture_output=True, text=True,
+    )
+    assert own.returncode == 0, own.stderr
+    assert "preloading" in own.stderr and "Traceback" not in own.stderr
+    assert own.stderr.count("Compiling") <= 1
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+
+
+def test_only_large_rgb_pngs_preload_their_kernels(tmp_path, sample_path, monkeypatch):
+    from fastkm import cli
+
+    options = {"n_colors": 16, "palette": None, "min_psnr": None, "frame": None}
+    rgb = sample_path("kodim23.png")
+    assert not cli._preload_worthwhile(rgb, options)  # smaller than PRELOAD_MIN_BYTES
+    monkeypatch.setattr(cli, "PRELOAD_MIN_BYTES", 0)
+    assert cli._preload_worthwhile(rgb, options)
+    assert not cli._preload_worthwhile(rgb, dict(options, n_colors=300))
+    assert not cli._preload_worthwhile(rgb, dict(options, palette=np.zeros((4, 3), np.uint8)))
+    assert not cli._preload_worthwhile(Path("-"), options)
+    assert not cli._preload_worthwhile(rgb, {"seed": 0})  # the palette and compare commands' options
+    Image.fromarray(np.zeros((8, 8, 4), np.uint8)).save(tmp_path / "rgba.png")
+    assert not cli._preload_worthwhile(tmp_path / "rgba.png", options)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "rgb.jpg")
+    assert not cli._preload_worthwhile(tmp_path / "rgb.jpg", options)
+
+
 def test_python_dash_m_fastkm_runs_the_command_line():
     completed = subprocess.run([sys.executable, "-m", "fastkm", "--version"], capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr
