@@ -1294,6 +1294,11 @@ def run(argv=None):
     try:
         _run_app(argv, exceptions, no_args_is_help)
     finally:
+        if _fit_imports is not None:
+            # A command that ends early (a decoding error, a signal) may end while the
+            # import thread still loads kernels: the process does not exit inside numba's
+            # loader, but it waits at most a second for it.
+            _fit_imports.join(timeout=1.0)
         if argv is None:
             # The process ends here.  Python's exit runs full garbage collections over
             # every object numba and the loaded kernels made (0.2 s of a quantize's
