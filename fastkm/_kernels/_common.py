@@ -1,4 +1,5 @@
-"""Block sizes shared by the kernels: fixed by the data, never by the thread count.
+"""Block sizes shared by the kernels (fixed by the data, never by the thread count),
+and the allocation of their largest tables.
 
 Kernels allocate with ``np.empty`` and fill (``a[:] = 0``) rather than ``np.zeros``,
 ``np.ones`` or ``np.arange``: numba compiles each of those as a function of its own
@@ -40,8 +41,8 @@ def zeroed_pages(n_items, dtype):
     """A zeroed (n_items,) array of dtype, in huge pages when large (Linux).
 
     A 2^24-entry uint32 colour table is touched all over by a photo's colours: filling
-    the 64 MB table of a 12 MP photo's 389k colours took 80 ms of page faults in 4 KB
-    pages, 18 ms in 2 MB ones (Linux leaves huge pages to madvise by default).  The
+    the 64 MB table of a 12 MP photo's 389k colours took 7-82 ms of page faults in 4 KB
+    pages, 17-23 ms in 2 MB ones (Linux leaves huge pages to madvise by default).  The
     memory is an anonymous mapping, freed with the array.
     """
     dtype = np.dtype(dtype)
