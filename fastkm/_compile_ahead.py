@@ -161,11 +161,16 @@ def _spare_cores():
         return float(n_cores)
 
 
+def _has_index(cache):
+    """Whether a kernel's numba cache has its index file (something was cached)."""
+    return os.path.exists(cache._cache_file._index_path)
+
+
 def cached(n_channels):
     """Whether the kernels of a fit of n_channels points have been cached (their plan's
     index files exist): a warm cache, where a fit loads rather than compiles."""
     try:
-        return all(os.path.exists(kernel._cache._cache_file._index_path) for kernel in _plan_kernels(n_channels))
+        return all(_has_index(kernel._cache) for kernel in _plan_kernels(n_channels))
     except AttributeError:  # another numba's cache layout
         return False
 
@@ -180,9 +185,7 @@ def _worth_a_helper(n_channels):
         return False
     try:
         caches = [kernel._cache for kernel in _plan_kernels(n_channels)]
-        missing = any(
-            not os.path.exists(cache._cache_file._index_path) and _writable(cache._cache_path) for cache in caches
-        )
+        missing = any(not _has_index(cache) and _writable(cache._cache_path) for cache in caches)
     except (AttributeError, OSError):  # another numba's cache layout: compile as usual
         return False
     # Sampling the idle time costs IDLE_SAMPLE_S: only on a cold cache.
