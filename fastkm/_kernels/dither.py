@@ -161,84 +161,80 @@ def _dither_strips_3(first_strip, stop_strip, points, rows, width, palette, leve
         error_below = np.zeros((width + 2, 3), dtype=np.float32)
         for y in range(max(0, first - WARMUP_ROWS), min(first + STRIP_ROWS, height)):
             step = 1 if y % 2 == 0 else -1
+            # The error for the next pixel (7/16) and the two cells of the row below
+            # still to receive some (below[x] and below[x + step]) are carried in
+            # registers, each cell's terms summed in the same order as when they were
+            # added in memory: the same floats, fewer loads and stores.
+            ahead0, ahead1, ahead2 = zero, zero, zero
+            here0, here1, here2 = zero, zero, zero
+            next0, next1, next2 = zero, zero, zero
             for s in range(width):
                 x = s if step == 1 else width - 1 - s
-                i = y * width + x
+                i = np.uint64(y * width + x)
+                column = np.uint64(x + 1)  # the error rows have a column of padding each side
                 if use_skip and skip[i]:
-                    continue
-                share = map_scale * np.float32(strength_map[i]) if use_map else full
-                row = np.uint64(rows[i]) if use_rows else np.uint64(i)
-                v0 = np.float32(points[row, np.uint64(0)])
-                v1 = np.float32(points[row, np.uint64(1)])
-                v2 = np.float32(points[row, np.uint64(2)])
-                d0 = error_row[x + 1, 0] * share
-                d1 = error_row[x + 1, 1] * share
-                d2 = error_row[x + 1, 2] * share
-                length = zero
-                length += d0 * d0
-                length += d1 * d1
-                length += d2 * d2
-                if length < MIN_DIFFUSED:
-                    # No error applied: the pixel keeps its undithered label, no search.
-                    t0, t1, t2 = v0, v1, v2
-                    label = np.int64(guesses[i])
+                    # Left alone: it passes on no error, and the error sent to it is dropped.
+                    e0, e1, e2 = zero, zero, zero
                 else:
-                    ratio = np.float32(1.0)
-                    w = v0 + d0
-                    if w > high:
-                        ratio = min(ratio, (high - v0) / d0)
-                    elif w < low:
-                        ratio = min(ratio, (low - v0) / d0)
-                    w = v1 + d1
-                    if w > high:
-                        ratio = min(ratio, (high - v1) / d1)
-                    elif w < low:
-                        ratio = min(ratio, (low - v1) / d1)
-                    w = v2 + d2
-                    if w > high:
-                        ratio = min(ratio, (high - v2) / d2)
-                    elif w < low:
-                        ratio = min(ratio, (low - v2) / d2)
-                    if length > max_error:
-                        ratio *= np.float32(0.8)
-                    t0 = v0 + d0 * ratio
-                    t1 = v1 + d1 * ratio
-                    t2 = v2 + d2 * ratio
-                    # _nearest_from: the guess when within its radius, else a walk
-                    # through its neighbours, else (a list shorter than the palette)
-                    # every entry.
-                    label = np.int64(guesses[i])
-                    e0 = t0 - palette[label, 0]
-                    e1 = t1 - palette[label, 1]
-                    e2 = t2 - palette[label, 2]
-                    best_dist = zero
-                    best_dist += e0 * e0
-                    best_dist += e1 * e1
-                    best_dist += e2 * e2
-                    if best_dist >= guess_radius[label]:
-                        guess = label
-                        from_guess = np.sqrt(best_dist)
-                        bound = SEARCH_SLACK * (from_guess + from_guess) + SEARCH_SLACK_ABSOLUTE
-                        stopped = False
-                        for r in range(1, n_listed):
-                            if neighbour_gaps[guess, r] > bound:
-                                stopped = True
-                                break
-                            c = np.int64(neighbours[guess, r])
-                            e0 = t0 - palette[c, 0]
-                            e1 = t1 - palette[c, 1]
-                            e2 = t2 - palette[c, 2]
-                            dist = zero
-                            dist += e0 * e0
-                            dist += e1 * e1
-                            dist += e2 * e2
-                            if dist < best_dist or (dist == best_dist and c < label):
-                                best_dist = dist
-                                label = c
-                                bound = SEARCH_SLACK * (from_guess + np.sqrt(best_dist)) + SEARCH_SLACK_ABSOLUTE
-                        if not stopped and n_listed < n_entries:
-                            best_dist = np.float32(np.inf)
-                            for c in range(n_entries):
+                    share = map_scale * np.float32(strength_map[i]) if use_map else full
+                    row = np.uint64(rows[i]) if use_rows else i
+                    v0 = np.float32(points[row, np.uint64(0)])
+                    v1 = np.float32(points[row, np.uint64(1)])
+                    v2 = np.float32(points[row, np.uint64(2)])
+                    d0 = (error_row[column, 0] + ahead0) * share
+                    d1 = (error_row[column, 1] + ahead1) * share
+                    d2 = (error_row[column, 2] + ahead2) * share
+                    length = zero
+                    length += d0 * d0
+                    length += d1 * d1
+                    length += d2 * d2
+                    if length < MIN_DIFFUSED:
+                        # No error applied: the pixel keeps its undithered label, no search.
+                        t0, t1, t2 = v0, v1, v2
+                        label = np.int64(guesses[i])
+                    else:
+                        ratio = np.float32(1.0)
+                        w = v0 + d0
+                        if w > high:
+                            ratio = min(ratio, (high - v0) / d0)
+                        elif w < low:
+                            ratio = min(ratio, (low - v0) / d0)
+                        w = v1 + d1
+                        if w > high:
+                            ratio = min(ratio, (high - v1) / d1)
+                        elif w < low:
+                            ratio = min(ratio, (low - v1) / d1)
+                        w = v2 + d2
+                        if w > high:
+                            ratio = min(ratio, (high - v2) / d2)
+                        elif w < low:
+                            ratio = min(ratio, (low - v2) / d2)
+                        if length > max_error:
+                            ratio *= np.float32(0.8)
+                        t0 = v0 + d0 * ratio
+                        t1 = v1 + d1 * ratio
+                        t2 = v2 + d2 * ratio
+                        # _nearest_from: the guess when within its radius, else a walk
+                        # through its neighbours, else (a list shorter than the palette)
+                        # every entry.
+                        label = np.int64(guesses[i])
+                        e0 = t0 - palette[label, 0]
+                        e1 = t1 - palette[label, 1]
+                        e2 = t2 - palette[label, 2]
+                        best_dist = zero
+                        best_dist += e0 * e0
+                        best_dist += e1 * e1
+                        best_dist += e2 * e2
+                        if best_dist >= guess_radius[label]:
+                            guess = label
+                            from_guess = np.sqrt(best_dist)
+                            bound = SEARCH_SLACK * (from_guess + from_guess) + SEARCH_SLACK_ABSOLUTE
+                            stopped = False
+                            for r in range(1, n_listed):
+                                if neighbour_gaps[guess, r] > bound:
+                                    stopped = True
+                                    break
+                                c = np.int64(neighbours[guess, r])
                                 e0 = t0 - palette[c, 0]
                                 e1 = t1 - palette[c, 1]
                                 e2 = t2 - palette[c, 2]
@@ -246,36 +242,56 @@ def _dither_strips_3(first_strip, stop_strip, points, rows, width, palette, leve
                                 dist += e0 * e0
                                 dist += e1 * e1
                                 dist += e2 * e2
-                                if dist < best_dist:
+                                if dist < best_dist or (dist == best_dist and c < label):
                                     best_dist = dist
                                     label = c
-                if y >= first:
-                    labels[i] = label
-                e0 = t0 - palette[label, 0]
-                e1 = t1 - palette[label, 1]
-                e2 = t2 - palette[label, 2]
-                length = zero
-                length += e0 * e0
-                length += e1 * e1
-                length += e2 * e2
-                damping = np.float32(0.75) if length > max_error else np.float32(1.0)
-                e0 = e0 * damping / np.float32(16.0)
-                e1 = e1 * damping / np.float32(16.0)
-                e2 = e2 * damping / np.float32(16.0)
-                error_row[x + 1 + step, 0] += np.float32(7.0) * e0
-                error_row[x + 1 + step, 1] += np.float32(7.0) * e1
-                error_row[x + 1 + step, 2] += np.float32(7.0) * e2
-                error_below[x + 1 - step, 0] += np.float32(3.0) * e0
-                error_below[x + 1 - step, 1] += np.float32(3.0) * e1
-                error_below[x + 1 - step, 2] += np.float32(3.0) * e2
-                error_below[x + 1, 0] += np.float32(5.0) * e0
-                error_below[x + 1, 1] += np.float32(5.0) * e1
-                error_below[x + 1, 2] += np.float32(5.0) * e2
-                error_below[x + 1 + step, 0] += e0
-                error_below[x + 1 + step, 1] += e1
-                error_below[x + 1 + step, 2] += e2
+                                    bound = SEARCH_SLACK * (from_guess + np.sqrt(best_dist)) + SEARCH_SLACK_ABSOLUTE
+                            if not stopped and n_listed < n_entries:
+                                best_dist = np.float32(np.inf)
+                                for c in range(n_entries):
+                                    e0 = t0 - palette[c, 0]
+                                    e1 = t1 - palette[c, 1]
+                                    e2 = t2 - palette[c, 2]
+                                    dist = zero
+                                    dist += e0 * e0
+                                    dist += e1 * e1
+                                    dist += e2 * e2
+                                    if dist < best_dist:
+                                        best_dist = dist
+                                        label = c
+                    if y >= first:
+                        labels[i] = label
+                    e0 = t0 - palette[label, 0]
+                    e1 = t1 - palette[label, 1]
+                    e2 = t2 - palette[label, 2]
+                    length = zero
+                    length += e0 * e0
+                    length += e1 * e1
+                    length += e2 * e2
+                    damping = np.float32(0.75) if length > max_error else np.float32(1.0)
+                    e0 = e0 * damping / np.float32(16.0)
+                    e1 = e1 * damping / np.float32(16.0)
+                    e2 = e2 * damping / np.float32(16.0)
+                ahead0 = np.float32(7.0) * e0
+                ahead1 = np.float32(7.0) * e1
+                ahead2 = np.float32(7.0) * e2
+                behind = np.uint64(x + 1 - step)
+                error_below[behind, 0] = here0 + np.float32(3.0) * e0
+                error_below[behind, 1] = here1 + np.float32(3.0) * e1
+                error_below[behind, 2] = here2 + np.float32(3.0) * e2
+                here0 = next0 + np.float32(5.0) * e0
+                here1 = next1 + np.float32(5.0) * e1
+                here2 = next2 + np.float32(5.0) * e2
+                next0, next1, next2 = e0, e1, e2
+            last = width if step == 1 else 1  # the row's last column, then the padding
+            error_below[np.uint64(last), 0] = here0
+            error_below[np.uint64(last), 1] = here1
+            error_below[np.uint64(last), 2] = here2
+            error_below[np.uint64(last + step), 0] = next0
+            error_below[np.uint64(last + step), 1] = next1
+            error_below[np.uint64(last + step), 2] = next2
+            # Every column of the row below has been written: no zeroing.
             error_row, error_below = error_below, error_row
-            error_below[:] = 0.0
 
 
 @njit(cache=True, nogil=True)
