@@ -19,6 +19,11 @@ GAMUT_SLACK = np.float32(25.5)
 # distances are compared with float32 sums, which may differ in the last bits.
 SEARCH_SLACK = np.float32(1.001)
 SEARCH_SLACK_ABSOLUTE = np.float32(1e-3)
+# The search tries a guess's nearest ALWAYS_TRIED - 1 neighbours before its stopping test
+# may end it: an exit after a varying number of them is a mispredicted branch, which
+# costs more than the few distances (on the 12 MP photo, one thread, four alternating
+# runs: 3-10 % less dithering time at 256 colours, RGB and OKLab; no change at 16).
+ALWAYS_TRIED = 8
 
 
 @njit(cache=True, nogil=True)
@@ -50,8 +55,9 @@ def _nearest_from(target, palette, guess, neighbours, neighbour_gaps, guess_radi
     The guess g is kept when within its guess radius (then it is strictly nearest).
     Otherwise g's neighbours are tried in order of their distance from g: an entry c
     further than |t - g| + |t - best| from g is further from t than the best found
-    (triangle inequality), and so are all after it.  When g's list ends before that
-    test stops the search, every entry is tried.
+    (triangle inequality), and so are all after it (the test starts at the
+    ALWAYS_TRIED-th).  When g's list ends before that test stops the search, every
+    entry is tried.
     """
     best_dist = _squared_distance(target, palette, np.int64(guess))  # one signature for any index type
     if best_dist < guess_radius[guess]:
@@ -61,7 +67,7 @@ def _nearest_from(target, palette, guess, neighbours, neighbour_gaps, guess_radi
     bound = SEARCH_SLACK * (from_guess + from_guess) + SEARCH_SLACK_ABSOLUTE
     n_listed = neighbours.shape[1]
     for r in range(1, n_listed):
-        if neighbour_gaps[guess, r] > bound:
+        if r >= ALWAYS_TRIED and neighbour_gaps[guess, r] > bound:
             return best
         c = neighbours[guess, r]
         dist = _squared_distance(target, palette, np.int64(c))
@@ -231,7 +237,7 @@ def _dither_strips_3(first_strip, stop_strip, points, rows, width, palette, leve
                             bound = SEARCH_SLACK * (from_guess + from_guess) + SEARCH_SLACK_ABSOLUTE
                             stopped = False
                             for r in range(1, n_listed):
-                                if neighbour_gaps[guess, r] > bound:
+                                if r >= ALWAYS_TRIED and neighbour_gaps[guess, r] > bound:
                                     stopped = True
                                     break
                                 c = np.int64(neighbours[guess, r])
