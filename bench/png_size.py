@@ -136,7 +136,7 @@ def encoders(with_filters):
     for level in (1, 3, 6, 7, 9, 10, 11, 12):
         mark = {
             png.DEFAULT_LEVEL: " (default above 1 MiB of scanlines)",
-            png.NEAR_OPTIMAL_LEVEL: " (default up to 1 MiB of scanlines)",
+            png.NEAR_OPTIMAL_LEVEL: f" (default up to {png.NEAR_OPTIMAL_MAX_BYTES >> 20} MiB of scanlines)",
             png.OPTIMIZE_LEVEL: " (--optimize)",
         }.get(level, "")
         found[f"no filter, libdeflate {level}{mark}"] = (

@@ -106,7 +106,7 @@ def test_default_level_searches_harder_on_small_images_only():
     near_optimal = png.indexed_png(colours, small, level=png.NEAR_OPTIMAL_LEVEL)
     assert png.indexed_png(colours, small) == near_optimal
     assert len(near_optimal) < len(png.indexed_png(colours, small, level=png.DEFAULT_LEVEL))
-    large = np.tile(small, (4, 3))  # 1200 x 1200: 1.44 MB of scanlines
+    large = np.tile(small, (8, 6))  # 2400 x 2400: 5.76 MB of scanlines
     assert large.size > png.NEAR_OPTIMAL_MAX_BYTES
     assert png.indexed_png(colours, large) == png.indexed_png(colours, large, level=png.DEFAULT_LEVEL)
 

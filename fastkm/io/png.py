@@ -36,14 +36,19 @@ XMP_KEYWORD = "XML:com.adobe.xmp"
 # the smallest file (12 is no smaller, 10 is 0.1-1.5 % larger).
 DEFAULT_LEVEL = 6
 OPTIMIZE_LEVEL = 11
-# Images with up to this many bytes of scanlines (a 1 MP image at 256 colours, 2 MP at 16)
-# are compressed at NEAR_OPTIMAL_LEVEL by default: libdeflate's near-optimal parsing
+# Images with up to this many bytes of scanlines (a 3 MP image at 32-256 colours, 6 MP at
+# 16) are compressed at NEAR_OPTIMAL_LEVEL by default: libdeflate's near-optimal parsing
 # writes files 5-8 % smaller than level 6 at every colour count (24 Kodak photos and a
-# phone photo at 8-256 colours, plain and dithered), for at most about 0.2 s here, where
-# level 6 takes a few milliseconds.  Above it the time grows with the image (0.2-0.6 s at
-# 3 MP) and level 6 is kept; --optimize takes OPTIMIZE_LEVEL at any size.
+# phone photo at 8-256 colours, plain and dithered), for about 0.15-0.5 s at 3 MP, where
+# level 6 takes a few tens of milliseconds.  At 3 MP that is what keeps the files below
+# pngquant's: level 6 wrote 0.95-1.11 of its bytes at 8-64 colours, level 10 0.90-1.05
+# (bench/results/rate_distortion_12mp_half.md); the whole command stays faster than
+# pngquant's at up to 64 colours, and at 128-256 takes 1.0-1.24 times its time for
+# 0.87-0.92 of its bytes.
+# Above it the time grows with the image and level 6 is kept (12-18 MP photos);
+# --optimize takes OPTIMIZE_LEVEL at any size.
 NEAR_OPTIMAL_LEVEL = 10
-NEAR_OPTIMAL_MAX_BYTES = 1 << 20
+NEAR_OPTIMAL_MAX_BYTES = 3 << 20
 
 
 def default_level(n_bytes):
