@@ -281,13 +281,24 @@ def test_gather_rows_matches_fancy_indexing(n_channels):
     np.testing.assert_array_equal(_kernels.gather_rows(pixels, indices), pixels[indices])
 
 
-@pytest.mark.parametrize(("n_channels", "n_entries"), [(1, 5), (3, 9), (3, 300), (4, 12)])
+@pytest.mark.parametrize(("n_channels", "n_entries"), [(1, 5), (3, 3), (3, 9), (3, 300), (4, 12)])
 @pytest.mark.parametrize("with_map", [False, True])
 @pytest.mark.parametrize("good_guesses", [False, True])
 def test_floyd_steinberg_matches_reference(n_channels, n_entries, with_map, good_guesses):
-    rng = np.random.default_rng(n_channels + 10 * n_entries + 2 * with_map + good_guesses)
-    # Three strips and a part: the seams between strips are covered.
-    height, width = 3 * dither.STRIP_ROWS + 5, 13
+    # 3 entries: fewer than the search always tries; 300: more than a neighbour list holds.
+    check_floyd_steinberg(n_channels, n_entries, with_map, good_guesses, 3 * dither.STRIP_ROWS + 5, 13)
+
+
+@pytest.mark.parametrize(("height", "width"), [(1, 1), (5, 1), (dither.STRIP_ROWS + 3, 1), (7, 2), (2, 40)])
+def test_floyd_steinberg_matches_reference_on_narrow_and_short_images(height, width):
+    # One or two columns: the padding columns on both sides hold the row below's first and
+    # last terms; fewer rows than a strip's warm-up.
+    for n_channels in (1, 3):
+        check_floyd_steinberg(n_channels, 9, True, False, height, width)
+
+
+def check_floyd_steinberg(n_channels, n_entries, with_map, good_guesses, height, width):
+    rng = np.random.default_rng(n_channels + 10 * n_entries + 2 * with_map + good_guesses + height * width)
     # A smooth ramp with noise: errors carry over many pixels, and out of the cube.
     ramp = np.linspace(-20, 275, height * width)[:, None] + rng.normal(0, 20, (height * width, n_channels))
     points = np.clip(ramp, 0, 255).astype(np.uint8)
