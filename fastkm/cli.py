@@ -237,7 +237,7 @@ def _import_fit_meanwhile(input_path=None, options=None):
     Decoders release the GIL, so on two or more cores the imports (0.3 s of Python)
     and the decoding (0.4 s for a 12 MP PNG) overlap.  An import that fails here fails
     again, with its message, where the fit imports the same modules.  When the input is
-    a large RGB PNG (_preload_worthwhile), the thread then also loads the fit's kernels
+    a large RGB or RGBA PNG (_preload_worthwhile), the thread then also loads the fit's kernels
     from numba's cache (a tiny fit with the same options) while the decoding goes on.
     """
     global _fit_imports
@@ -255,8 +255,9 @@ _PNG_RGB8 = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
 
 def _preload_worthwhile(input_path, options):
     """Whether the fit's kernels can load beside the decoding: a plain fit (no given
-    palette, no PSNR target, at most 256 colours) of a large 8-bit RGB PNG (bytes 24 and
-    25 of the file: bit depth 8, colour type 2) on two or more cores."""
+    palette, no PSNR target, at most 256 colours) of a large 8-bit RGB or RGBA PNG (bytes
+    24 and 25 of the file: bit depth 8, colour type 2 or 6; an RGBA photo's alpha is
+    mostly opaque everywhere, and then its fit is an RGB one) on two or more cores."""
     if (options is None or input_path is None or _is_stdio(input_path) or options.get("palette") is not None
             or options.get("min_psnr") is not None or options.get("frame") is not None
             or not 0 < options.get("n_colors", 0) <= 256 or (os.cpu_count() or 1) < 2):
@@ -268,7 +269,7 @@ def _preload_worthwhile(input_path, options):
             head = file.read(26)
     except OSError:
         return False
-    return head[:16] == _PNG_RGB8 and head[24:26] == b"\x08\x02"
+    return head[:16] == _PNG_RGB8 and head[24:26] in (b"\x08\x02", b"\x08\x06")
 
 
 def _preload_kernels(options):

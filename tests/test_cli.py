@@ -513,7 +513,7 @@ def test_kernels_loaded_beside_the_decoding_change_no_byte(photo_copy, tmp_path,
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
 
 
-def test_only_large_rgb_pngs_preload_their_kernels(tmp_path, sample_path, monkeypatch):
+def test_only_large_rgb_and_rgba_pngs_preload_their_kernels(tmp_path, sample_path, monkeypatch):
     from fastkm import cli
 
     options = {"n_colors": 16, "palette": None, "min_psnr": None, "frame": None}
@@ -526,7 +526,9 @@ def test_only_large_rgb_pngs_preload_their_kernels(tmp_path, sample_path, monkey
     assert not cli._preload_worthwhile(Path("-"), options)
     assert not cli._preload_worthwhile(rgb, {"seed": 0})  # the palette and compare commands' options
     Image.fromarray(np.zeros((8, 8, 4), np.uint8)).save(tmp_path / "rgba.png")
-    assert not cli._preload_worthwhile(tmp_path / "rgba.png", options)
+    assert cli._preload_worthwhile(tmp_path / "rgba.png", options)  # its alpha may be opaque
+    Image.fromarray(np.zeros((8, 8, 2), np.uint8), "LA").save(tmp_path / "grey.png")
+    assert not cli._preload_worthwhile(tmp_path / "grey.png", options)
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "rgb.jpg")
     assert not cli._preload_worthwhile(tmp_path / "rgb.jpg", options)
 
