@@ -109,9 +109,9 @@ class Prepared:
 def _packed_unique(points):
     """Distinct rows of points (n, 4) uint8: colours (u, 4), inverse (n,), counts (u,) int64."""
     keys = np.ascontiguousarray(points).view(np.uint32).ravel()
-    unique_keys, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    unique_keys, inverse, counts = _kernels.packed_unique(keys)
     colours = unique_keys.view(np.uint8).reshape(-1, 4)
-    return np.ascontiguousarray(colours), inverse.ravel(), counts.astype(np.int64)
+    return np.ascontiguousarray(colours), inverse, counts
 
 
 # Importance of a pixel against its contrast c = h + v (0..1020, see

@@ -281,6 +281,21 @@ def test_gather_rows_matches_fancy_indexing(n_channels):
     np.testing.assert_array_equal(_kernels.gather_rows(pixels, indices), pixels[indices])
 
 
+@pytest.mark.parametrize(("n_keys", "high", "top"), [
+    (0, 10, 0), (1, 10, 0), (7, 3, 0), (70000, 50, 0), (200001, 2**32 - 1, 0), (3 * 65536 + 5, 2**24, 255),
+])
+def test_packed_unique_matches_numpys_unique(n_keys, high, top):
+    # Blocks of keys, runs crossing block boundaries, a byte that never varies (skipped).
+    rng = np.random.default_rng(n_keys)
+    keys = rng.integers(0, high, n_keys, dtype=np.uint64).astype(np.uint32) | np.uint32(top << 24)
+    unique, inverse, counts = _kernels.packed_unique(keys)
+    expected = np.unique(keys, return_inverse=True, return_counts=True)
+    np.testing.assert_array_equal(unique, expected[0])
+    np.testing.assert_array_equal(inverse, expected[1].ravel())
+    np.testing.assert_array_equal(counts, expected[2])
+    assert inverse.dtype == counts.dtype == np.int64
+
+
 @pytest.mark.parametrize(("n_channels", "n_entries"), [(1, 5), (3, 3), (3, 9), (3, 300), (4, 12)])
 @pytest.mark.parametrize("with_map", [False, True])
 @pytest.mark.parametrize("good_guesses", [False, True])

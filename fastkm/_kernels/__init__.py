@@ -35,7 +35,7 @@ from ._common import (
 )
 from .cells import CELL_SLACK, TOP_CELL_BITS, cell_sort
 from .dither import floyd_steinberg
-from .histogram import colour_histogram, weighted_colour_histogram, gather_rows
+from .histogram import colour_histogram, weighted_colour_histogram, gather_rows, packed_unique
 from .maps import MAP_ROWS, contrast_map, cross_filter, dither_map
 from .lloyd import lloyd_step, cell_lloyd_step
 from .metrics import indexed_distance_sum

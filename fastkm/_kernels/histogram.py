@@ -215,3 +215,100 @@ def _gather_blocks(first, stop, pixels, indices, out):
             row = np.uint64(indices[i])
             for j in range(n_channels):
                 out[i, j] = pixels[row, np.uint64(j)]
+
+
+def packed_unique(keys):
+    """np.unique(keys, return_inverse=True, return_counts=True) for uint32 keys (n,):
+    the distinct keys (u,) ascending, inverse (n,) int64 (each key's place among them)
+    and counts (u,) int64.
+
+    An LSD radix sort of (key, index) pairs, a byte a pass (a pass whose byte is the
+    same for every key is skipped), each pass block-wise counts, a prefix sum and a
+    scatter, so blocks never write the same place and the order is the same for any
+    number of threads; then runs of equal keys are numbered block-wise.  np.unique's
+    comparison sort took 2.6 s of 12 MP RGBA, this about 0.2 s.
+    """
+    keys = readonly(keys)
+    n_keys = keys.shape[0]
+    n_blocks = max(1, (n_keys + PIXEL_BLOCK - 1) // PIXEL_BLOCK)
+    source_keys, source_index = keys, readonly(np.arange(n_keys, dtype=np.uint32))
+    # Two buffers the passes write in turn (the input is never written).
+    buffers = [(np.empty(n_keys, dtype=np.uint32), np.empty(n_keys, dtype=np.uint32)) for _ in range(2)]
+    tallies = np.zeros((n_blocks, 256), dtype=np.int64)
+    for shift in (0, 8, 16, 24):
+        tallies[:] = 0
+        run_blocks(_digit_tallies, n_blocks, source_keys, shift, tallies)
+        if (tallies.sum(axis=0) == n_keys).any():
+            continue  # one value of this byte everywhere: the order stands
+        ends = np.cumsum(tallies.T.ravel()).reshape(256, n_blocks)
+        offsets = np.ascontiguousarray((ends - tallies.T).T)
+        target_keys, target_index = buffers.pop(0)
+        run_blocks(_digit_scatter, n_blocks, source_keys, source_index, shift, offsets, target_keys, target_index)
+        if source_keys is not keys:
+            buffers.append((source_keys.base, source_index.base))
+        source_keys, source_index = readonly(target_keys), readonly(target_index)
+    new_runs = np.zeros(n_blocks, dtype=np.int64)
+    run_blocks(_count_new_runs, n_blocks, source_keys, new_runs)
+    first_run = np.cumsum(new_runs) - new_runs
+    n_unique = int(new_runs.sum())
+    unique = np.empty(n_unique, dtype=np.uint32)
+    run_starts = np.empty(n_unique + 1, dtype=np.int64)
+    run_starts[n_unique] = n_keys
+    inverse = np.empty(n_keys, dtype=np.int64)
+    run_blocks(_number_runs, n_blocks, source_keys, source_index, first_run, unique, run_starts, inverse)
+    return unique, inverse, np.diff(run_starts)
+
+
+@njit(cache=True, nogil=True)
+def _digit_tallies(first, stop, keys, shift, tallies):
+    """Keys per value of the byte at ``shift`` in each block first..stop-1."""
+    n_keys = keys.shape[0]
+    for block in range(first, stop):
+        for i in range(block * PIXEL_BLOCK, min((block + 1) * PIXEL_BLOCK, n_keys)):
+            tallies[block, (keys[np.uint64(i)] >> np.uint32(shift)) & np.uint32(255)] += 1
+
+
+@njit(cache=True, nogil=True)
+def _digit_scatter(first, stop, keys, index, shift, offsets, sorted_keys, sorted_index):
+    """Each key of blocks first..stop-1, with its index, to its place by the byte at
+    ``shift`` (offsets: each block's first place per byte value; stable)."""
+    n_keys = keys.shape[0]
+    place = np.empty(256, dtype=np.int64)
+    for block in range(first, stop):
+        place[:] = offsets[block]
+        for i in range(block * PIXEL_BLOCK, min((block + 1) * PIXEL_BLOCK, n_keys)):
+            key = keys[np.uint64(i)]
+            digit = (key >> np.uint32(shift)) & np.uint32(255)
+            destination = np.uint64(place[digit])
+            sorted_keys[destination] = key
+            sorted_index[destination] = index[np.uint64(i)]
+            place[digit] += 1
+
+
+@njit(cache=True, nogil=True)
+def _count_new_runs(first, stop, sorted_keys, new_runs):
+    """How many runs of equal keys begin in each block first..stop-1."""
+    n_keys = sorted_keys.shape[0]
+    for block in range(first, stop):
+        start = block * PIXEL_BLOCK
+        count = 0
+        for i in range(start, min(start + PIXEL_BLOCK, n_keys)):
+            count += 1 if i == 0 or sorted_keys[np.uint64(i)] != sorted_keys[np.uint64(i - 1)] else 0
+        new_runs[block] = count
+
+
+@njit(cache=True, nogil=True)
+def _number_runs(first, stop, sorted_keys, sorted_index, first_run, unique, run_starts, inverse):
+    """Each run beginning in blocks first..stop-1: its key and start; and each key's run
+    number, written at its original index."""
+    n_keys = sorted_keys.shape[0]
+    for block in range(first, stop):
+        start = block * PIXEL_BLOCK
+        run = first_run[block] - 1  # the run under way where the block begins
+        for i in range(start, min(start + PIXEL_BLOCK, n_keys)):
+            key = sorted_keys[np.uint64(i)]
+            if i == 0 or key != sorted_keys[np.uint64(i - 1)]:
+                run += 1
+                unique[run] = key
+                run_starts[run] = i
+            inverse[np.uint64(sorted_index[np.uint64(i)])] = run
