@@ -230,6 +230,10 @@ def packed_unique(keys):
     """
     keys = readonly(keys)
     n_keys = keys.shape[0]
+    if n_keys > np.iinfo(np.uint32).max:
+        # Indices are carried as uint32: 16 GB of RGBA and more takes NumPy's way.
+        unique, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+        return unique, inverse.ravel().astype(np.int64, copy=False), counts.astype(np.int64)
     n_blocks = max(1, (n_keys + PIXEL_BLOCK - 1) // PIXEL_BLOCK)
     source_keys, source_index = keys, readonly(np.arange(n_keys, dtype=np.uint32))
     # Two buffers the passes write in turn (the input is never written).
