@@ -296,12 +296,58 @@ def test_packed_unique_matches_numpys_unique(n_keys, high, top):
     assert inverse.dtype == counts.dtype == np.int64
 
 
-@pytest.mark.parametrize(("n_channels", "n_entries"), [(1, 5), (3, 3), (3, 9), (3, 300), (4, 12)])
+@pytest.mark.parametrize(("n_channels", "n_entries"), [(1, 5), (3, 3), (3, 9), (3, 16), (3, 17), (3, 40), (3, 300),
+                                                       (4, 12)])
 @pytest.mark.parametrize("with_map", [False, True])
 @pytest.mark.parametrize("good_guesses", [False, True])
 def test_floyd_steinberg_matches_reference(n_channels, n_entries, with_map, good_guesses):
-    # 3 entries: fewer than the search always tries; 300: more than a neighbour list holds.
+    # 3 entries: a block mostly padding; 16: one block holds the palette; 17 and 40: the
+    # walk goes on past the block; 300: more than a neighbour list holds.  4 strips: two
+    # groups of lanes.
     check_floyd_steinberg(n_channels, n_entries, with_map, good_guesses, 3 * dither.STRIP_ROWS + 5, 13)
+
+
+@pytest.mark.parametrize("n_strips", [1, 3, 5])
+def test_floyd_steinberg_matches_reference_with_a_lane_left_over(n_strips):
+    # An odd number of strips: the last group has a lane with no strip (and with one strip,
+    # the first strip's lane, which starts without warm-up, is alone).
+    check_floyd_steinberg(3, 24, True, True, (n_strips - 1) * dither.STRIP_ROWS + 9, 7)
+
+
+@numba.njit
+def nearest_in_block(target, block_points, first):
+    return dither._nearest_in_block(target[0], target[1], target[2], block_points, first)
+
+
+def test_nearest_in_block_matches_reference():
+    rng = np.random.default_rng(3)
+    n_blocks, size = 40, dither.BLOCK
+    # Few distinct coordinates: ties, which must report the first position and their count.
+    block_points = (rng.integers(0, 4, (n_blocks, 3, size)) * 60.0).astype(np.float32)
+    for block in range(n_blocks):
+        for target in np.concatenate([rng.uniform(-30, 290, (8, 3)), rng.integers(0, 4, (8, 3)) * 60.0]).astype(np.float32):
+            points = block_points[block].T  # (size, 3)
+            dist = np.zeros(size, np.float32)
+            for j in range(3):
+                dist += (target[j] - points[:, j]) ** 2
+            best, position, n_positions = nearest_in_block(target, block_points.ravel(), block * size)
+            assert best == dist.min()
+            assert position == np.argmin(dist)
+            assert n_positions == np.count_nonzero(dist == dist.min())
+
+
+def test_neighbour_blocks_hold_each_entrys_nearest_first():
+    rng = np.random.default_rng(4)
+    for n_entries in (3, 16, 40):
+        palette = rng.uniform(0, 255, (n_entries, 3)).astype(np.float32)
+        neighbours, _ = _pipeline.neighbour_lists(palette)
+        block_points, block_entries = dither.neighbour_blocks(palette, neighbours)
+        block_points = block_points.reshape(n_entries, 3, dither.BLOCK)
+        block_entries = block_entries.reshape(n_entries, dither.BLOCK)
+        n_listed = min(n_entries, dither.BLOCK)
+        np.testing.assert_array_equal(block_entries[:, :n_listed], neighbours[:, :n_listed])
+        np.testing.assert_array_equal(block_points[:, :, :n_listed].transpose(0, 2, 1), palette[neighbours[:, :n_listed]])
+        assert np.all(block_points[:, :, n_listed:] >= 1e9)  # padding: never the nearest
 
 
 @pytest.mark.parametrize(("height", "width"), [(1, 1), (5, 1), (dither.STRIP_ROWS + 3, 1), (7, 2), (2, 40)])
