@@ -361,6 +361,7 @@ class _DitherSetup:
 
     def __init__(self, prepared, result, strength, labels_dtype):
         self.points, self.rows = _pixel_points(prepared)
+        self.alpha = prepared.alpha
         self.palette_points = prepared.encode(result.palette)
         self.undithered = pixel_labels(prepared, result, labels_dtype)
         self.skip = np.zeros(0, dtype=np.bool_)
@@ -381,22 +382,31 @@ class _DitherSetup:
         self.level = float((1.0 - (1.0 - strength) ** 2) * DROPPED_ERROR_KEEP)
         self.max_error = np.float32(max_dither_error(prepared, result))
 
-    def run(self, part, width, skip, labels):
+    def run(self, part, width, skip, labels, squared_error=False):
         """Dither the pixels of slice ``part`` (whole rows of ``width``) into labels[part],
-        leaving the pixels where ``skip`` (bool over the part, or empty) is set."""
+        leaving the pixels where ``skip`` (bool over the part, or empty) is set; returns
+        the part's squared error when asked and the diffusion's points are the pixels in
+        the error space (an RGB or grey fit), else None."""
         undithered = self.undithered[part]
         importance = self.importance[part] if self.importance is not None else np.zeros(0, dtype=np.uint8)
         strength_map = np.empty(undithered.shape[0], dtype=np.uint8)
         _kernels.dither_map(undithered, width, importance, STRENGTH_OF_AGREEMENT, strength_map)
         points, rows = (self.points[part], None) if self.rows is None else (self.points, self.rows[part])
-        _kernels.floyd_steinberg(
+        # An RGB or grey fit diffuses the pixels themselves onto the palette's own values:
+        # the diffusion sums their squared error as it goes (a pass of 0.02-0.03 s less
+        # over a 12 MP photo).
+        in_error_space = rows is None and not self.alpha
+        total = _kernels.floyd_steinberg(
             points, width, self.palette_points, self.level, strength_map, self.max_error,
             skip, undithered, self.neighbours, self.gaps, self.radius, labels[part], rows,
+            squared_error=squared_error and in_error_space,
         )
+        return None if total is None else int(total)
 
 
 def dithered_labels(prepared, result, width, strength, labels_dtype):
-    """Labels (n,) of every pixel by selective Floyd-Steinberg in the fit's space.
+    """Labels (n,) of every pixel by selective Floyd-Steinberg in the fit's space, and
+    their summed squared error in the error space (pixel_squared_error).
 
     The undithered labels guide it: their runs make the dither map (dither where a
     band of one entry would show, little on edges, texture and isolated pixels), and
@@ -404,8 +414,10 @@ def dithered_labels(prepared, result, width, strength, labels_dtype):
     """
     setup = _DitherSetup(prepared, result, strength, labels_dtype)
     labels = np.zeros(setup.undithered.shape[0], dtype=labels_dtype)
-    setup.run(slice(None), width, setup.skip, labels)
-    return labels
+    squared_error = setup.run(slice(None), width, setup.skip, labels, squared_error=True)
+    if squared_error is None:
+        squared_error = pixel_squared_error(prepared, result.palette, labels)
+    return labels, squared_error
 
 
 def dithered_frame_labels(prepared, result, n_frames, width, strength, labels_dtype):

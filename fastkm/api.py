@@ -554,8 +554,7 @@ def _quantized(pixels, shape, n_channels, alpha, n_colors, rng, *, palette, dith
 
     labels_dtype = np.uint8 if fitted.palette.shape[0] <= 256 else np.uint16
     if dither > 0:
-        labels = _pipeline.dithered_labels(prepared, fitted, shape[1], dither, labels_dtype)
-        squared_error = _pipeline.pixel_squared_error(prepared, fitted.palette, labels)
+        labels, squared_error = _pipeline.dithered_labels(prepared, fitted, shape[1], dither, labels_dtype)
 
         def delta_e():
             return _pipeline.mean_delta_e(prepared, fitted.palette, labels=labels)

@@ -125,6 +125,27 @@ def blurred_error(image, quantized, columns=slice(None)):
     return np.mean((box_blur(shown(quantized)) - box_blur(shown(image)))[:, columns] ** 2)
 
 
+@pytest.mark.parametrize("layout", ["rgb", "grey", "oklab", "rgba", "opaque-rgba"])
+def test_dithered_mse_is_the_mse_of_the_dithered_image(sample_photo, layout):
+    # RGB and grey fits sum it during the diffusion, the others in a pass of their own.
+    image = sample_photo("kodim23.png")[:150, :170]
+    space = "oklab" if layout == "oklab" else "rgb"
+    if layout == "grey":
+        image = image[..., 1]
+    elif layout.endswith("rgba"):
+        alpha = np.full(image.shape[:2] + (1,), 255, np.uint8)
+        if layout == "rgba":
+            alpha[:40] = np.arange(170, dtype=np.uint8)[None, :, None]  # some transparent, some partly
+        image = np.concatenate([image, alpha], axis=2)
+    result = fastkm.quantize(image, 24, dither=True, space=space)
+    n_channels = image.shape[2] if image.ndim == 3 else 1
+    values, quantized = image.reshape(-1, n_channels), result.image.reshape(-1, n_channels)
+    if layout == "rgba":  # errors of premultiplied colours, as the fit measures them
+        values, quantized = _spaces.premultiply(values), _spaces.premultiply(quantized)
+    expected = np.mean((quantized.astype(np.float64) - values) ** 2)
+    assert result.mse == pytest.approx(expected, rel=1e-12)
+
+
 def test_dithering_turns_a_ramp_into_its_local_averages():
     ramp = np.tile(np.linspace(0, 255, 300), (80, 1)).astype(np.uint8)
     plain = fastkm.quantize(ramp, 4)

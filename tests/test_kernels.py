@@ -374,9 +374,9 @@ def check_floyd_steinberg(n_channels, n_entries, with_map, good_guesses, height,
     neighbours, gaps = _pipeline.neighbour_lists(palette)
     labels = np.full(height * width, 999, np.uint16)
     max_error = 600.0
-    _kernels.floyd_steinberg(
+    squared_error = _kernels.floyd_steinberg(
         points, width, palette, 0.9, strength_map, np.float32(max_error), skip, guesses, neighbours, gaps,
-        _pipeline.guess_radius(gaps), labels,
+        _pipeline.guess_radius(gaps), labels, squared_error=True,
     )
     expected = reference.floyd_steinberg(
         points, width, palette, 0.9, strength_map if with_map else None, max_error, skip, guesses,
@@ -384,6 +384,10 @@ def check_floyd_steinberg(n_channels, n_entries, with_map, good_guesses, height,
     )
     np.testing.assert_array_equal(labels[~skip], expected[~skip])
     assert np.all(labels[skip] == 999)  # skipped pixels keep their labels
+    # From each pixel's value (not its target) to its entry, float32 per channel, over
+    # the pixels not skipped.
+    gaps_to_entries = points[~skip].astype(np.float32) - palette[expected[~skip]]
+    np.testing.assert_allclose(squared_error, (gaps_to_entries * gaps_to_entries).astype(np.float64).sum(), rtol=1e-12)
 
 
 @pytest.mark.parametrize("n_channels", [1, 3])

@@ -163,7 +163,7 @@ def _nearest_from(target, palette, guess, neighbours, neighbour_gaps, guess_radi
 
 def floyd_steinberg(
     points, width, palette, level, strength_map, max_error, skip, guesses, neighbours, neighbour_gaps, guess_radius,
-    labels, rows=None,
+    labels, rows=None, squared_error=False,
 ):
     """Selective Floyd-Steinberg error diffusion onto a palette, serpentine, in strips.
 
@@ -188,6 +188,13 @@ def floyd_steinberg(
     rows           IN  (n,) uint32: the row of points that holds each pixel's value (points
                    are then the image's distinct values, e.g. its colours' OKLab codes),
                    or None when points has a row per pixel
+    squared_error  IN  whether to return the summed squared distance, over the pixels not
+                   skipped, from each pixel's value to its entry (not to its target): the
+                   result's squared error when points and palette are the space errors
+                   are measured in (an RGB or grey fit), without a pass of its own
+
+    Returns the squared error (float, summed per strip, then over strips in order: the
+    same for any number of threads) when asked, else None.
 
     A pixel's target is its value plus the error it received times level and its
     strength; a received error shorter than sqrt(MIN_DIFFUSED) is not applied, and the
@@ -213,14 +220,21 @@ def floyd_steinberg(
     # Three channels (RGB, OKLab, grey padded) take a kernel whose per-pixel values are
     # scalars and whose search is a vector compare (BLOCK, LANES): the same float32
     # operations in the same order, so the same labels, in about a third of the time.
+    strip_errors = np.zeros(n_strips if squared_error else 0, dtype=np.float64)
     if palette.shape[1] == 3:
         block_points, block_entries = neighbour_blocks(palette, neighbours)
         run_blocks_dynamic(_dither_strips_3, (n_strips + LANES - 1) // LANES, points, rows, width, palette, level,
                            strength_map, max_error, skip, guesses, neighbours, neighbour_gaps, block_points,
-                           block_entries, labels)
+                           block_entries, labels, strip_errors)
     else:
         run_blocks_dynamic(_dither_strips, n_strips, points, rows, width, palette, level, strength_map, max_error,
-                           skip, guesses, neighbours, neighbour_gaps, guess_radius, labels)
+                           skip, guesses, neighbours, neighbour_gaps, guess_radius, labels, strip_errors)
+    if not squared_error:
+        return None
+    total = 0.0
+    for strip_error in strip_errors:
+        total += float(strip_error)
+    return total
 
 
 @njit(cache=True, nogil=True)
@@ -240,7 +254,7 @@ def _squared_distance_3(t0, t1, t2, palette, c):
 # only along a non-zero error), and Python's would add a branch to each.
 @njit(cache=True, nogil=True, error_model="numpy")
 def _dither_strips_3(first_group, stop_group, points, rows, width, palette, level, strength_map, max_error, skip,
-                     guesses, neighbours, neighbour_gaps, block_points, block_entries, labels):
+                     guesses, neighbours, neighbour_gaps, block_points, block_entries, labels, strip_errors):
     """_dither_strips for 3-channel points on groups of LANES strips (group g: strips
     g * LANES ...), the strips of a group in step, every per-pixel value a scalar.
 
@@ -269,11 +283,14 @@ def _dither_strips_3(first_group, stop_group, points, rows, width, palette, leve
     # to receive some (below[x] and below[x + step]), 3 channels each.
     carried = np.empty((LANES, 9), dtype=np.float32)
     lane_rows = np.empty(LANES, dtype=np.int64)
+    use_errors = strip_errors.shape[0] > 0
+    lane_errors = np.empty(LANES, dtype=np.float64)
     for group in range(first_group, stop_group):
         # A lane that starts late (the image's first strip has no warm-up) starts from
         # zero error too: a row it sits out writes only its padding.
         error_row[:] = 0.0
         error_below[:] = 0.0
+        lane_errors[:] = 0.0
         for off in range(WARMUP_ROWS + STRIP_ROWS):
             step = 1 if off % 2 == 0 else -1
             for lane in range(LANES):
@@ -376,6 +393,11 @@ def _dither_strips_3(first_group, stop_group, points, rows, width, palette, leve
                                             label = c
                         if off >= WARMUP_ROWS:
                             labels[i] = label
+                            if use_errors:
+                                g0 = v0 - palette[label, 0]
+                                g1 = v1 - palette[label, 1]
+                                g2 = v2 - palette[label, 2]
+                                lane_errors[lane] += np.float64(g0 * g0) + np.float64(g1 * g1) + np.float64(g2 * g2)
                         e0 = t0 - palette[label, 0]
                         e1 = t1 - palette[label, 1]
                         e2 = t2 - palette[label, 2]
@@ -410,11 +432,15 @@ def _dither_strips_3(first_group, stop_group, points, rows, width, palette, leve
                     error_below[lane, last, j] = carried[lane, 3 + j]
                     error_below[lane, beyond, j] = carried[lane, 6 + j]
             error_row, error_below = error_below, error_row
+        if use_errors:
+            for lane in range(LANES):
+                if group * LANES + lane < n_strips:
+                    strip_errors[group * LANES + lane] = lane_errors[lane]
 
 
 @njit(cache=True, nogil=True)
 def _dither_strips(first_strip, stop_strip, points, rows, width, palette, level, strength_map, max_error, skip,
-                   guesses, neighbours, neighbour_gaps, guess_radius, labels):
+                   guesses, neighbours, neighbour_gaps, guess_radius, labels, strip_errors):
     """floyd_steinberg on strips first_strip..stop_strip-1."""
     n_points = labels.shape[0]
     use_rows = rows.shape[0] > 0
@@ -426,8 +452,10 @@ def _dither_strips(first_strip, stop_strip, points, rows, width, palette, level,
     map_scale = np.float32(level) / np.float32(255.0)
     low = -GAMUT_SLACK
     high = np.float32(255.0) + GAMUT_SLACK
+    use_errors = strip_errors.shape[0] > 0
     for strip in range(first_strip, stop_strip):
         first = strip * STRIP_ROWS
+        strip_error = 0.0
         error_row = np.zeros((width + 2, n_channels), dtype=np.float32)
         error_below = np.zeros((width + 2, n_channels), dtype=np.float32)
         value = np.empty(n_channels, dtype=np.float32)
@@ -467,6 +495,10 @@ def _dither_strips(first_strip, stop_strip, points, rows, width, palette, level,
                     label = _nearest_from(target, palette, guesses[i], neighbours, neighbour_gaps, guess_radius)
                 if y >= first:
                     labels[i] = label
+                    if use_errors:
+                        for j in range(n_channels):
+                            g = value[j] - palette[label, j]
+                            strip_error += np.float64(g * g)
                 length = np.float32(0.0)
                 for j in range(n_channels):
                     diffused[j] = target[j] - palette[label, j]
@@ -480,3 +512,5 @@ def _dither_strips(first_strip, stop_strip, points, rows, width, palette, level,
                     error_below[x + 1 + step, j] += e
             error_row, error_below = error_below, error_row
             error_below[:] = 0.0
+        if use_errors:
+            strip_errors[strip] = strip_error
