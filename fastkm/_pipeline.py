@@ -363,7 +363,13 @@ class _DitherSetup:
         self.points, self.rows = _pixel_points(prepared)
         self.alpha = prepared.alpha
         self.palette_points = prepared.encode(result.palette)
-        self.undithered = pixel_labels(prepared, result, labels_dtype)
+        if self.rows is None:
+            self.undithered = pixel_labels(prepared, result, labels_dtype)
+        else:
+            # An OKLab fit has each pixel's colour (for its codes): its label is the colour's,
+            # gathered, with no table of its own (0.03-0.07 s of a 12 MP photo).
+            colour_labels = result.colour_labels.astype(labels_dtype).reshape(-1, 1)
+            self.undithered = _kernels.gather_rows(colour_labels, self.rows).reshape(-1)
         self.skip = np.zeros(0, dtype=np.bool_)
         if prepared.reserves_transparent:
             self.skip = ~prepared.visible

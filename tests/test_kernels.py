@@ -281,6 +281,17 @@ def test_gather_rows_matches_fancy_indexing(n_channels):
     np.testing.assert_array_equal(_kernels.gather_rows(pixels, indices), pixels[indices])
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_gather_rows_keeps_the_dtype_with_uint32_indices(dtype):
+    # A dithered OKLab fit's undithered labels: each pixel's colour's label.
+    rng = np.random.default_rng(5)
+    colour_labels = rng.integers(0, np.iinfo(dtype).max, size=(3000, 1)).astype(dtype)
+    rows = rng.integers(0, 3000, size=70001).astype(np.uint32)
+    gathered = _kernels.gather_rows(colour_labels, rows)
+    assert gathered.dtype == dtype
+    np.testing.assert_array_equal(gathered, colour_labels[rows])
+
+
 @pytest.mark.parametrize(("n_keys", "high", "top"), [
     (0, 10, 0), (1, 10, 0), (7, 3, 0), (70000, 50, 0), (200001, 2**32 - 1, 0), (3 * 65536 + 5, 2**24, 255),
 ])

@@ -194,14 +194,14 @@ def _write_colours(first, stop, low_keys, bucket_start, n_distinct, out_start, b
 
 
 def gather_rows(pixels, indices):
-    """pixels[indices] for pixels (n, d) uint8 and indices (m,) int64: (m, d) uint8.
+    """pixels[indices] for pixels (n, d) and indices (m,) integer: (m, d) of pixels' dtype.
 
     NumPy's fancy indexing of 3-byte rows runs at ~100 ns a row; this is the same
     gather as a flat loop over blocks of rows.
     """
     pixels = readonly(pixels)
     indices = readonly(indices)
-    out = np.empty((indices.shape[0], pixels.shape[1]), dtype=np.uint8)
+    out = np.empty((indices.shape[0], pixels.shape[1]), dtype=pixels.dtype)
     run_blocks(_gather_blocks, max(1, (indices.shape[0] + PIXEL_BLOCK - 1) // PIXEL_BLOCK), pixels, indices, out)
     return out
 
