@@ -57,6 +57,7 @@ class Prepared:
     fit_channels: Optional[int] = None
     colours_lab: Optional[np.ndarray] = None
     colour_rows: Optional[np.ndarray] = None  # pixel_rows(), once computed
+    chroma: float = _spaces.OKLAB_CHROMA_WEIGHT  # an OKLab fit's chroma weight (_spaces.chroma_weight)
 
     def __post_init__(self):
         if self.fit_channels is None:
@@ -88,7 +89,7 @@ class Prepared:
         """uint8 palette (k, C) in the image's channels (straight alpha) of fitted centres."""
         centres = centres[:, : self.fit_channels]
         if self.space == "oklab":
-            return _spaces.decode_oklab(centres)
+            return _spaces.decode_oklab(centres, self.chroma)
         if self.alpha:
             return _spaces.unpremultiply(centres)
         return _kmeans.round_palette(centres)
@@ -96,7 +97,7 @@ class Prepared:
     def encode(self, palette):
         """palette (k, C) uint8 as float32 points of the fit's space, exactly (unpadded)."""
         if self.space == "oklab":
-            return _spaces.oklab_codes(palette)
+            return _spaces.oklab_codes(palette, self.chroma)
         if self.alpha:
             return _spaces.premultiply(palette).astype(np.float32)
         return palette.astype(np.float32)
@@ -184,15 +185,18 @@ def prepare(pixels, *, alpha, space, n_colors, rng, sample_size, reserve_transpa
         stages = _kmeans.weighted_stages(colours, weights, n_colors, rng, sample_size)
     points = colours
     colours_lab = None
+    chroma = _spaces.chroma_weight(n_colors)
     if space == "oklab":
         colours_lab = _spaces.oklab(colours)
-        points = _spaces.encode_oklab(colours, colours_lab)
+        points = _spaces.encode_oklab(colours, colours_lab, chroma)
         encoded = {}
 
         def encode(stage):
             # Stages may share point sets; keep them shared (fit_stages skips repeats).
             if id(stage) not in encoded:
-                encoded[id(stage)] = (points if stage[0] is colours else _spaces.encode_oklab(stage[0]), stage[1])
+                encoded[id(stage)] = (
+                    points if stage[0] is colours else _spaces.encode_oklab(stage[0], chroma=chroma), stage[1]
+                )
             return encoded[id(stage)]
 
         stages = _kmeans.Stages(
@@ -204,7 +208,7 @@ def prepare(pixels, *, alpha, space, n_colors, rng, sample_size, reserve_transpa
         points, stages = _padded(points, stages)
     return Prepared(
         pixels, alpha, space, colours, counts, points, stages, visible, inverse, fitted, premultiplied, importance,
-        fit_channels, colours_lab,
+        fit_channels, colours_lab, chroma=chroma,
     )
 
 

@@ -538,9 +538,10 @@ def _quantized(pixels, shape, n_channels, alpha, n_colors, rng, *, palette, dith
     if palette is None:
         # On a first run, the fit's later kernels compile in a second process meanwhile.
         _compile_ahead.start(4 if pixels.shape[1] == 4 else 3, np.uint8 if n_colors <= 256 else np.uint16, dither == 0)
+    # A given palette is mapped onto with the chroma weight of its own size (as it was fitted).
     prepared = _pipeline.prepare(
-        pixels, alpha=alpha, space=space, n_colors=n_colors, rng=rng, sample_size=sample_size,
-        reserve_transparent=palette is None,
+        pixels, alpha=alpha, space=space, n_colors=n_colors if palette is None else palette.shape[0], rng=rng,
+        sample_size=sample_size, reserve_transparent=palette is None,
         width=shape[1] if weighting == "perceptual" and palette is None else None,
     )
     if prepared.reserves_transparent and n_colors < 2 and prepared.colours.shape[0] > 0:
@@ -698,14 +699,15 @@ def shared_palette(
     _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
     weights = np.bincount(inverse.ravel(), weights=weights, minlength=first.size).astype(np.int64)
     colours = np.ascontiguousarray(colours[first])
-    points = _spaces.encode_oklab(colours) if space == "oklab" else colours
+    chroma = _spaces.chroma_weight(n_colors)
+    points = _spaces.encode_oklab(colours, chroma=chroma) if space == "oklab" else colours
     stages = _kmeans.weighted_stages(points, weights, n_colors, rng, sample_size)
     # Any non-None ``visible`` reserves the transparent entry; the pixels themselves are
     # not needed to fit.
     reserved = np.zeros(0, dtype=bool) if any_clear else None
     if any_clear and n_colors < 2 and colours.shape[0] > 0:
         raise FastkmError("images with transparent and visible pixels need n_colors >= 2 (one is transparent)")
-    prepared = _pipeline.Prepared(None, any_alpha, space, colours, weights, points, stages, reserved, None)
+    prepared = _pipeline.Prepared(None, any_alpha, space, colours, weights, points, stages, reserved, None, chroma=chroma)
     return _pipeline.fit(prepared, n_colors, rng, **fit_options).palette
 
 

@@ -211,6 +211,44 @@ def test_oklab_codes_round_trip_and_match_reference():
     assert codes[:, 1:].min() > 0 and codes.max() < 255  # the sRGB gamut fits the codes
 
 
+@pytest.mark.parametrize("chroma", [1.0, 1.15])
+def test_oklab_codes_round_trip_at_each_chroma_weight(chroma):
+    rng = np.random.default_rng(2)
+    colours = rng.integers(0, 256, size=(5000, 3), dtype=np.uint8)
+    codes = _spaces.encode_oklab(colours, chroma=chroma)
+    np.testing.assert_allclose(_spaces.oklab_codes(colours, chroma), codes, atol=0.5)  # before rounding
+    decoded = _spaces.decode_oklab(codes.astype(np.float64), chroma)
+    delta_e = np.sqrt(((reference.oklab(decoded) - reference.oklab(colours)) ** 2).sum(axis=1))
+    assert delta_e.max() < 0.006
+    lab = reference.oklab(colours)  # a and b scaled chroma times as much as L
+    np.testing.assert_allclose(codes[:, 1].astype(float) - 128, lab[:, 1] * 255 * chroma, atol=0.5)
+
+
+def test_chroma_weighs_less_with_fewer_colours():
+    weights = [_spaces.chroma_weight(k) for k in (1, 2, 8, 12, 16, 32, 64, 256, 65536)]
+    assert weights[:3] == [_spaces.SMALL_PALETTE_CHROMA_WEIGHT] * 3
+    assert weights[-4:] == [_spaces.OKLAB_CHROMA_WEIGHT] * 4
+    assert weights == sorted(weights) and weights[3] < weights[4] < weights[5]
+
+
+def test_oklab_fit_and_mapping_use_the_palettes_chroma_weight(parrots, monkeypatch):
+    # The fit's codes follow its size; a given palette is mapped with the weight of its
+    # own size, so mapping a fitted palette again gives the fit's own labels.
+    seen = []
+    encode = _spaces.encode_oklab
+    def recording(colours, lab=None, chroma=_spaces.OKLAB_CHROMA_WEIGHT):
+        seen.append(chroma)
+        return encode(colours, lab, chroma)
+
+    monkeypatch.setattr(_spaces, "encode_oklab", recording)
+    for n_colors in (8, 16, 64):
+        seen.clear()
+        result = fastkm.quantize(parrots, n_colors, space="oklab")
+        assert set(seen) == {_spaces.chroma_weight(n_colors)}
+        again = fastkm.quantize(parrots, palette=result.palette, space="oklab")
+        np.testing.assert_array_equal(again.labels, result.labels)
+
+
 # kodim03's OKLab fit wins by about 1 % once the RGB fit finds its best minimum (seeds
 # 0-2: 0.988-0.993; 0.955-0.994 before issue 3's swap changes); the parrots' by 6-8 %.
 @pytest.mark.parametrize(("name", "ratio"), [("kodim23.png", 0.97), ("kodim03.png", 1.0)])
