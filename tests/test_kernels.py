@@ -498,9 +498,11 @@ def test_cross_filter_matches_reference(take_max, height, width):
 
 
 @pytest.mark.parametrize("with_importance", [False, True])
-def test_dither_map_matches_reference(with_importance):
+@pytest.mark.parametrize("width", [1, 2, 31])
+def test_dither_map_matches_reference(with_importance, width):
+    # One and two columns: every run ends at the row's end.
     rng = np.random.default_rng(with_importance)
-    height, width = 2 * _kernels.MAP_ROWS + 5, 31
+    height = 2 * _kernels.MAP_ROWS + 5
     # Bands of one label broken by noise: long runs, short runs and lone pixels.
     labels = (np.arange(height * width) // 97 % 5).astype(np.uint8)
     labels[rng.random(labels.size) < 0.2] = 7
