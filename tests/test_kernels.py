@@ -325,6 +325,25 @@ def test_floyd_steinberg_matches_reference_with_a_lane_left_over(n_strips):
     check_floyd_steinberg(3, 24, True, True, (n_strips - 1) * dither.STRIP_ROWS + 9, 7)
 
 
+@pytest.mark.parametrize("n_listed", [10, 16, 20])
+def test_floyd_steinberg_with_neighbour_lists_shorter_than_the_palette(n_listed):
+    # Lists of fewer entries than the palette (the pipeline lists up to 256): where a
+    # list ends before the stopping test, every entry is tried, inside or past a block.
+    rng = np.random.default_rng(n_listed)
+    height, width, n_entries = dither.STRIP_ROWS + 9, 11, 40
+    points = np.clip(rng.normal(128, 70, (height * width, 3)), 0, 255).astype(np.uint8)
+    palette = rng.uniform(0, 255, (n_entries, 3)).astype(np.float32)
+    guesses = rng.integers(0, n_entries, height * width).astype(np.int32)
+    neighbours, gaps = _pipeline.neighbour_lists(palette)
+    neighbours, gaps = np.ascontiguousarray(neighbours[:, :n_listed]), np.ascontiguousarray(gaps[:, :n_listed])
+    labels = np.zeros(height * width, np.uint8)
+    _kernels.floyd_steinberg(points, width, palette, 0.9, np.zeros(0, np.uint8), np.float32(600.0),
+                             np.zeros(0, bool), guesses, neighbours, gaps, _pipeline.guess_radius(gaps), labels)
+    expected = reference.floyd_steinberg(points, width, palette, 0.9, None, 600.0, None, guesses,
+                                         dither.STRIP_ROWS, dither.WARMUP_ROWS)
+    np.testing.assert_array_equal(labels, expected)
+
+
 @numba.njit
 def nearest_in_block(target, block_points, first):
     return dither._nearest_in_block(target[0], target[1], target[2], block_points, first)

@@ -370,10 +370,10 @@ def _dither_strips_3(first_group, stop_group, points, rows, width, palette, leve
                                     c = np.int64(block_entries[first + r])
                                     if c < label and _squared_distance_3(t0, t1, t2, palette, c) == best_dist:
                                         label = c
+                            stopped = False
                             if n_listed > BLOCK:
                                 from_guess = np.sqrt(_squared_distance_3(t0, t1, t2, palette, guess))
                                 bound = SEARCH_SLACK * (from_guess + np.sqrt(best_dist)) + SEARCH_SLACK_ABSOLUTE
-                                stopped = False
                                 for r in range(BLOCK, n_listed):
                                     if neighbour_gaps[guess, r] > bound:
                                         stopped = True
@@ -384,13 +384,14 @@ def _dither_strips_3(first_group, stop_group, points, rows, width, palette, leve
                                         best_dist = dist
                                         label = c
                                         bound = SEARCH_SLACK * (from_guess + np.sqrt(best_dist)) + SEARCH_SLACK_ABSOLUTE
-                                if not stopped and n_listed < n_entries:
-                                    best_dist = np.float32(np.inf)
-                                    for c in range(n_entries):
-                                        dist = _squared_distance_3(t0, t1, t2, palette, c)
-                                        if dist < best_dist:
-                                            best_dist = dist
-                                            label = c
+                            if not stopped and n_listed < n_entries:
+                                # The list ended before the stopping test did: every entry.
+                                best_dist = np.float32(np.inf)
+                                for c in range(n_entries):
+                                    dist = _squared_distance_3(t0, t1, t2, palette, c)
+                                    if dist < best_dist:
+                                        best_dist = dist
+                                        label = c
                         if off >= WARMUP_ROWS:
                             labels[i] = label
                             if use_errors:
