@@ -7,7 +7,7 @@ target-quality search fits several sizes on one preparation); ``pixel_labels`` m
 every pixel.  Validation is the caller's (the public API).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import numpy as np
@@ -58,6 +58,7 @@ class Prepared:
     colours_lab: Optional[np.ndarray] = None
     colour_rows: Optional[np.ndarray] = None  # pixel_rows(), once computed
     chroma: float = _spaces.OKLAB_CHROMA_WEIGHT  # an OKLab fit's chroma weight (_spaces.chroma_weight)
+    colour_stages: Optional[object] = None  # an OKLab fit's stages in sRGB, to code them at another weight
 
     def __post_init__(self):
         if self.fit_channels is None:
@@ -184,32 +185,51 @@ def prepare(pixels, *, alpha, space, n_colors, rng, sample_size, reserve_transpa
             weights = _kmeans.capped_weights(weight_sums.astype(np.int64))  # exact: integers below 2^53
         stages = _kmeans.weighted_stages(colours, weights, n_colors, rng, sample_size)
     points = colours
-    colours_lab = None
+    colours_lab = colour_stages = None
     chroma = _spaces.chroma_weight(n_colors)
     if space == "oklab":
         colours_lab = _spaces.oklab(colours)
-        points = _spaces.encode_oklab(colours, colours_lab, chroma)
-        encoded = {}
-
-        def encode(stage):
-            # Stages may share point sets; keep them shared (fit_stages skips repeats).
-            if id(stage) not in encoded:
-                encoded[id(stage)] = (
-                    points if stage[0] is colours else _spaces.encode_oklab(stage[0], chroma=chroma), stage[1]
-                )
-            return encoded[id(stage)]
-
-        stages = _kmeans.Stages(
-            encode(stages.seed), encode(stages.sample), encode(stages.full),
-            encode(stages.seeding) if stages.seeding is not None else None, stages.small,
-        )
+        colour_stages = stages
+        points, stages = _oklab_points(colours, colours_lab, colour_stages, chroma)
     fit_channels = points.shape[1]
     if fit_channels < FIT_CHANNELS:
         points, stages = _padded(points, stages)
     return Prepared(
         pixels, alpha, space, colours, counts, points, stages, visible, inverse, fitted, premultiplied, importance,
-        fit_channels, colours_lab, chroma=chroma,
+        fit_channels, colours_lab, chroma=chroma, colour_stages=colour_stages,
     )
+
+
+def _oklab_points(colours, colours_lab, colour_stages, chroma):
+    """The OKLab codes (u, C) of colours, and the stages of colour_stages (sRGB) in codes,
+    chroma weighing ``chroma`` times lightness."""
+    points = _spaces.encode_oklab(colours, colours_lab, chroma)
+    encoded = {}
+
+    def encode(stage):
+        # Stages may share point sets; keep them shared (fit_stages skips repeats).
+        if id(stage) not in encoded:
+            encoded[id(stage)] = (
+                points if stage[0] is colours else _spaces.encode_oklab(stage[0], chroma=chroma), stage[1]
+            )
+        return encoded[id(stage)]
+
+    stages = _kmeans.Stages(
+        encode(colour_stages.seed), encode(colour_stages.sample), encode(colour_stages.full),
+        encode(colour_stages.seeding) if colour_stages.seeding is not None else None, colour_stages.small,
+    )
+    return points, stages
+
+
+def for_palette_size(prepared, n_colors):
+    """prepared with the OKLab chroma weight of a fit of n_colors (_spaces.chroma_weight):
+    itself when that is its weight already (or the fit is not in OKLab, or grey, where
+    only lightness is coded), else a copy whose points and stages are coded anew."""
+    chroma = _spaces.chroma_weight(n_colors)
+    if prepared.space != "oklab" or prepared.fit_channels == 1 or chroma == prepared.chroma:
+        return prepared
+    points, stages = _oklab_points(prepared.colours, prepared.oklab(), prepared.colour_stages, chroma)
+    return replace(prepared, points=points, stages=stages, chroma=chroma)
 
 
 # Grey and grey + alpha images are fitted as 3-channel points whose other channels are

@@ -394,8 +394,16 @@ def _check_palette(palette, n_channels):
     return np.ascontiguousarray(palette)
 
 
+def _sized_for(prepared, palette):
+    """prepared as a fit of the given palette's size codes it: its distinct colours count,
+    so a palette padded with copies maps the same (_pipeline.for_palette_size)."""
+    n_distinct = np.unique(palette, axis=0).shape[0] if palette.shape[0] > 1 else palette.shape[0]
+    return _pipeline.for_palette_size(prepared, n_distinct)
+
+
 def _smallest_fit(prepared, n_max, min_psnr, n_values, rng, fit_options):
-    """The fit with the fewest colours (at most n_max) whose PSNR reaches min_psnr.
+    """(prepared, fit): the fit with the fewest colours (at most n_max) whose PSNR reaches
+    min_psnr, and prepared as that fit's size codes it (_pipeline.for_palette_size).
 
     Every try reuses the image's histogram and samples.  The size is found by bisection
     with quick fits (one k-means++ start, no random swaps: about a tenth of the cost);
@@ -409,21 +417,23 @@ def _smallest_fit(prepared, n_max, min_psnr, n_values, rng, fit_options):
         return psnr_from_mse(fitted.squared_error / n_values)
 
     def attempt(n_colors, options):
-        fitted = _pipeline.fit(prepared, n_colors, rng, **options)
-        return fitted, psnr_of(fitted)
+        # Each size is fitted with its own chroma weight, as a fit of that size would be.
+        sized = _pipeline.for_palette_size(prepared, n_colors)
+        fitted = _pipeline.fit(sized, n_colors, rng, **options)
+        return sized, fitted, psnr_of(fitted)
 
     # Bisection for the smallest size whose quick fit reaches the target, in [low, high].
     low, high = 2 if prepared.reserves_transparent else 1, n_max
     quick = None
     while low <= high:
         middle = (low + high) // 2
-        fitted, psnr = attempt(middle, quick_options)
+        sized, fitted, psnr = attempt(middle, quick_options)
         if psnr >= min_psnr:
-            quick, high = fitted, min(middle, fitted.palette.shape[0]) - 1
+            quick, high = (sized, fitted), min(middle, fitted.palette.shape[0]) - 1
         else:
             low = middle + 1
     # The full fit at the size found (or at n_max, which a quick fit could not make reach).
-    full, psnr = attempt(quick.palette.shape[0] if quick is not None else n_max, fit_options)
+    sized, full, psnr = attempt(quick[1].palette.shape[0] if quick is not None else n_max, fit_options)
     if quick is None and psnr < min_psnr:
         raise QualityError(
             f"{n_max} colours reach only {psnr:.2f} dB, below the target of {min_psnr:g} dB; "
@@ -431,7 +441,9 @@ def _smallest_fit(prepared, n_max, min_psnr, n_values, rng, fit_options):
             psnr,
             n_max,
         )
-    return full if quick is None or full.squared_error <= quick.squared_error else quick
+    if quick is not None and quick[1].squared_error < full.squared_error and quick[0].chroma == sized.chroma:
+        return quick
+    return sized, full
 
 
 @_announces_compiles
@@ -538,18 +550,18 @@ def _quantized(pixels, shape, n_channels, alpha, n_colors, rng, *, palette, dith
     if palette is None:
         # On a first run, the fit's later kernels compile in a second process meanwhile.
         _compile_ahead.start(4 if pixels.shape[1] == 4 else 3, np.uint8 if n_colors <= 256 else np.uint16, dither == 0)
-    # A given palette is mapped onto with the chroma weight of its own size (as it was fitted).
     prepared = _pipeline.prepare(
-        pixels, alpha=alpha, space=space, n_colors=n_colors if palette is None else palette.shape[0], rng=rng,
-        sample_size=sample_size, reserve_transparent=palette is None,
+        pixels, alpha=alpha, space=space, n_colors=n_colors, rng=rng, sample_size=sample_size,
+        reserve_transparent=palette is None,
         width=shape[1] if weighting == "perceptual" and palette is None else None,
     )
     if prepared.reserves_transparent and n_colors < 2 and prepared.colours.shape[0] > 0:
         raise FastkmError("an image with transparent and visible pixels needs n_colors >= 2 (one is transparent)")
     if palette is not None:
+        prepared = _sized_for(prepared, palette)
         fitted = _pipeline.map_onto(prepared, palette)
     elif min_psnr is not None:
-        fitted = _smallest_fit(prepared, n_colors, float(min_psnr), pixels.size, rng, fit_options)
+        prepared, fitted = _smallest_fit(prepared, n_colors, float(min_psnr), pixels.size, rng, fit_options)
     else:
         fitted = _pipeline.fit(prepared, n_colors, rng, **fit_options)
 
@@ -851,6 +863,7 @@ def _map_frames(stack, palette, space, dither):
     rng = np.random.default_rng(0)  # nothing is fitted: the stages' draws go unused
     prepared = _pipeline.prepare(stack.reshape(-1, n_channels), alpha=n_channels in (2, 4), space=space,
                                  n_colors=palette.shape[0], rng=rng, sample_size=None, reserve_transparent=False)
+    prepared = _sized_for(prepared, palette)
     fitted = _pipeline.map_onto(prepared, palette)
     if dither > 0:
         labels = _pipeline.dithered_frame_labels(prepared, fitted, n_frames, width, dither, labels_dtype)

@@ -249,6 +249,23 @@ def test_oklab_fit_and_mapping_use_the_palettes_chroma_weight(parrots, monkeypat
         np.testing.assert_array_equal(again.labels, result.labels)
 
 
+def test_min_psnr_palette_maps_back_to_its_own_labels(parrots):
+    # The search fits each size with that size's chroma weight, so the palette it picks
+    # maps onto the image as it was fitted (the search once fitted every size with the
+    # weight of the largest allowed: 3,549 pixels differed).
+    result = fastkm.quantize(parrots, 256, min_psnr=26, space="oklab")
+    assert 8 < result.palette.shape[0] < 32  # a size whose weight differs from 256's
+    again = fastkm.quantize(parrots, palette=result.palette, space="oklab")
+    np.testing.assert_array_equal(again.labels, result.labels)
+
+
+def test_a_palette_padded_with_copies_maps_the_same(parrots):
+    fitted = fastkm.quantize(parrots, 12, space="oklab")
+    padded = np.concatenate([fitted.palette, np.repeat(fitted.palette[:1], 4, axis=0)])
+    again = fastkm.quantize(parrots, palette=padded, space="oklab")
+    np.testing.assert_array_equal(again.labels, fitted.labels)  # copies lose ties to entry 0
+
+
 # kodim03's OKLab fit wins by about 1 % once the RGB fit finds its best minimum (seeds
 # 0-2: 0.988-0.993; 0.955-0.994 before issue 3's swap changes); the parrots' by 6-8 %.
 @pytest.mark.parametrize(("name", "ratio"), [("kodim23.png", 0.97), ("kodim03.png", 1.0)])
