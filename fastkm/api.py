@@ -416,9 +416,14 @@ def _smallest_fit(prepared, n_max, min_psnr, n_values, rng, fit_options):
     def psnr_of(fitted):
         return psnr_from_mse(fitted.squared_error / n_values)
 
+    coded = {}  # the preparation coded for each chroma weight met
+
     def attempt(n_colors, options):
         # Each size is fitted with its own chroma weight, as a fit of that size would be.
-        sized = _pipeline.for_palette_size(prepared, n_colors)
+        chroma = _spaces.chroma_weight(n_colors)
+        if chroma not in coded:
+            coded[chroma] = _pipeline.for_palette_size(prepared, n_colors)
+        sized = coded[chroma]
         fitted = _pipeline.fit(sized, n_colors, rng, **options)
         return sized, fitted, psnr_of(fitted)
 
