@@ -60,7 +60,6 @@ OKLAB_CHROMA_WEIGHT = 1.15
 # bytes instead of 0.942 (bench/results/oklab_chroma.md).  Lower weights scored higher
 # still but reached pngquant's bytes on the crops (0.9: 1.001).
 SMALL_PALETTE_CHROMA_WEIGHT = 1.0
-OKLAB_SCALE = np.array([255.0, 255.0 * OKLAB_CHROMA_WEIGHT, 255.0 * OKLAB_CHROMA_WEIGHT])
 OKLAB_OFFSET = np.array([0.0, 128.0, 128.0])
 
 
@@ -71,6 +70,7 @@ def chroma_weight(n_colors):
 
 
 def _scale(chroma):
+    """Code units per unit of OKLab L, a and b."""
     return np.array([255.0, 255.0 * chroma, 255.0 * chroma])
 
 

@@ -397,8 +397,7 @@ def _check_palette(palette, n_channels):
 def _sized_for(prepared, palette):
     """prepared as a fit of the given palette's size codes it: its distinct colours count,
     so a palette padded with copies maps the same (_pipeline.for_palette_size)."""
-    n_distinct = np.unique(palette, axis=0).shape[0] if palette.shape[0] > 1 else palette.shape[0]
-    return _pipeline.for_palette_size(prepared, n_distinct)
+    return _pipeline.for_palette_size(prepared, np.unique(palette, axis=0).shape[0])
 
 
 def _smallest_fit(prepared, n_max, min_psnr, n_values, rng, fit_options):
