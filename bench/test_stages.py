@@ -14,6 +14,7 @@ import pytest
 
 import fastkm
 from fastkm import _kernels, _kmeans
+from fastkm._limits import DEFAULT_SAMPLE_SIZE
 
 N_COLORS = [5, 16, 64, 256]
 
@@ -44,7 +45,7 @@ def test_histogram(benchmark, pixels):
 def test_init_kmeans_plusplus_on_sample(benchmark, pixels, n_colors):
     benchmark.group = f"stage: init k={n_colors}"
     rng = np.random.default_rng(0)
-    sample = pixels[rng.integers(0, len(pixels), size=fastkm.api.DEFAULT_SAMPLE_SIZE)]
+    sample = pixels[rng.integers(0, len(pixels), size=DEFAULT_SAMPLE_SIZE)]
     colours, counts = _kmeans.distinct_colours(sample)
     benchmark(_kmeans.seed_centres, colours, counts, n_colors, np.random.default_rng(1))
     benchmark.extra_info.update(n_points=len(colours))
@@ -54,7 +55,7 @@ def test_init_kmeans_plusplus_on_sample(benchmark, pixels, n_colors):
 def test_init_cell_kmeans_plusplus_on_sample(benchmark, pixels, n_colors):
     benchmark.group = f"stage: init k={n_colors}"
     rng = np.random.default_rng(0)
-    sample = pixels[rng.integers(0, len(pixels), size=fastkm.api.DEFAULT_SAMPLE_SIZE)]
+    sample = pixels[rng.integers(0, len(pixels), size=DEFAULT_SAMPLE_SIZE)]
     point_set = _kmeans.PointSet(*_kmeans.distinct_colours(sample), n_colors)
     benchmark(point_set.seed_centres, n_colors, np.random.default_rng(1))
     benchmark.extra_info.update(n_points=len(point_set.points))
@@ -85,7 +86,7 @@ def full_stage_start(pixels, histogram):
     def start(n_colors):
         if n_colors not in starts:
             rng = np.random.default_rng(0)
-            stages = _kmeans.pixel_stages(pixels, *histogram, n_colors, rng, fastkm.api.DEFAULT_SAMPLE_SIZE)
+            stages = _kmeans.pixel_stages(pixels, *histogram, n_colors, rng, DEFAULT_SAMPLE_SIZE)
             tol_abs = _kmeans.tolerance(*histogram, 1e-4)
             # fit_stages with every later stage the seed stage itself: it stops where
             # quantize hands over to the full histogram (seeding, starts, swaps).
@@ -140,7 +141,7 @@ def test_lloyd_step_on_histogram(benchmark, histogram, n_colors):
 def test_remap_all_pixels(benchmark, pixels, n_colors):
     benchmark.group = f"stage: remap k={n_colors}"
     fit = _kmeans.fit_palette(
-        pixels, n_colors, np.random.default_rng(0), sample_size=fastkm.api.DEFAULT_SAMPLE_SIZE, n_init=1,
+        pixels, n_colors, np.random.default_rng(0), sample_size=DEFAULT_SAMPLE_SIZE, n_init=1,
         max_iter=20, tol=1e-4,
     )
     benchmark(_kmeans.remap, pixels, fit, np.uint8)
